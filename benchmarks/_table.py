@@ -35,7 +35,10 @@ def format_table(rows: list[Row]) -> str:
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
         body.append((r.figure, f"{r.project:.4g} {r.unit}", base, ratio, r.goal))
     widths = [max(len(str(x[i])) for x in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in [header, *body]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True))
+        for line in [header, *body]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

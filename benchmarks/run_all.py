@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import Row, format_table  # noqa: E402
+from _table import Row, format_table
 
 
 def main() -> int:
