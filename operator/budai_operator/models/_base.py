@@ -1,0 +1,170 @@
+"""Shared pieces of the custom resource models: the camelCase base class, common spec fields,
+conditions and the CRD metadata each kind declares for `budai_operator.crdgen`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonDict
+
+GROUP = "bud.studio"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Kubernetes object names are DNS subdomains; remote names follow the same shape so that the
+# default `<namespace>-<name>` always fits.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$"
+
+
+class CRModel(BaseModel):
+    """Base for every part of a custom resource: camelCase on the wire, docs from docstrings."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="ignore",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """Dump as the camelCase JSON the API server stores, leaving out unset optionals."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class DeletionPolicy(StrEnum):
+    """What happens to the remote object when the custom resource is deleted."""
+
+    DELETE = "Delete"
+    ORPHAN = "Orphan"
+
+
+class ObjectRef(CRModel):
+    """A reference to another custom resource in the same namespace."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-map-type": "atomic"})
+
+    name: str = Field(min_length=1, max_length=253, pattern=NAME_PATTERN)
+    """Name of the referenced resource, in the same namespace."""
+
+
+class ManagedSpec(CRModel):
+    """Spec fields every managed kind shares."""
+
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
+    """Delete removes the remote object when this resource is deleted; Orphan leaves it in place."""
+
+    external_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """Id of an existing remote object to adopt instead of creating one. Immutable."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=253, pattern=NAME_PATTERN)
+    """Remote object name; defaults to `<namespace>-<metadata.name>`."""
+
+
+EXTERNAL_ID_IMMUTABLE: JsonDict = {
+    "rule": "has(self.externalId) == has(oldSelf.externalId)"
+    " && (!has(self.externalId) || self.externalId == oldSelf.externalId)",
+    "message": "externalId is immutable: create a new resource to manage another remote object",
+    "fieldPath": ".externalId",
+}
+NAME_IMMUTABLE: JsonDict = {
+    "rule": "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)",
+    "message": "name is immutable: it names the remote object this resource manages",
+    "fieldPath": ".name",
+}
+
+
+class Condition(CRModel):
+    """The state of one aspect of the resource, shaped like metav1.Condition."""
+
+    type: str = Field(max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")
+    """Condition type: Ready, Reconciling, Stalled, Synced or a kind-specific one."""
+
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
+
+    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """Stable CamelCase reason for the last transition."""
+
+    message: str = Field(default="", max_length=32768)
+    """Human-readable details."""
+
+    last_transition_time: str
+    """When the status last changed (RFC 3339); idle reconciles leave it untouched."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The metadata.generation this condition was computed from."""
+
+
+class CommonStatus(CRModel):
+    """Status fields every kind shares."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The metadata.generation the operator last reconciled."""
+
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, Reconciling, Stalled, Synced and kind-specific conditions."""
+
+    id: str | None = None
+    """Id of the remote object in the Bud gateway."""
+
+    last_sync_time: str | None = None
+    """When the operator last reached the gateway successfully (RFC 3339)."""
+
+    last_handled_reconcile_at: str | None = None
+    """The last value of the bud.studio/reconcile-requested-at annotation that was handled."""
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One `additionalPrinterColumns` entry."""
+
+    name: str
+    json_path: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class CRDInfo:
+    """What crdgen needs besides the schema."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    description: str
+    printer_columns: tuple[PrinterColumn, ...]
+    scale: bool = False
+    categories: tuple[str, ...] = ("bud",)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+READY_COLUMN = PrinterColumn(
+    "Ready", '.status.conditions[?(@.type=="Ready")].status', description="Ready condition"
+)
+REASON_COLUMN = PrinterColumn(
+    "Reason",
+    '.status.conditions[?(@.type=="Ready")].reason',
+    description="Why the resource is (not) ready",
+    priority=1,
+)
+STATE_COLUMN = PrinterColumn("State", ".status.state", description="State reported by the gateway")
+AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", type="date")
+ID_COLUMN = PrinterColumn("ID", ".status.id", description="Remote id", priority=1)
+
+
+@dataclass(frozen=True)
+class KindDef:
+    """One custom resource kind: its spec and status models and CRD metadata."""
+
+    spec: type[CRModel]
+    status: type[CRModel]
+    crd: CRDInfo
