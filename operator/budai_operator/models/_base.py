@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 GROUP = "bud.studio"
 VERSION = "v1alpha1"
