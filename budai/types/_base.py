@@ -1,0 +1,48 @@
+"""The base of every response model: lenient Pydantic v2 models.
+
+Response objects keep unknown fields (``extra="allow"``) so that a newer gateway that adds fields
+does not break an older SDK, and build their validators lazily (``defer_build``) so that
+``import budai.types`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as _PydanticValidationError
+
+__all__ = ["BudObject", "parse_object"]
+
+_M = TypeVar("_M", bound="BudObject")
+
+
+class BudObject(BaseModel):
+    """Base class of every object the API returns."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        defer_build=True,
+        populate_by_name=True,
+        # `model_id` is a field of Deployment; Pydantic reserves `model_` otherwise.
+        protected_namespaces=(),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as JSON-compatible Python data (unset optional fields included)."""
+        return self.model_dump(mode="json")
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The object as a JSON string."""
+        return self.model_dump_json(indent=indent)
+
+
+def parse_object(cls: type[_M], data: Any) -> _M:
+    """Validate ``data`` into ``cls``; fall back to an unvalidated object if the server sent a
+    value this SDK does not know (a new status literal, say) rather than failing the call."""
+    try:
+        return cls.model_validate(data)
+    except _PydanticValidationError:
+        if not isinstance(data, dict):
+            raise
+        return cast(_M, cls.model_construct(**data))

@@ -1,0 +1,31 @@
+"""Model types: a model registered with the platform."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ._base import BudObject
+
+__all__ = ["Model", "ModelSource", "ModelStatus"]
+
+ModelSource = Literal["hugging_face", "url", "local", "cloud"]
+ModelStatus = Literal["downloading", "available", "error", "deleting"]
+
+
+class Model(BudObject):
+    """A registered model."""
+
+    id: str
+    name: str
+    source: ModelSource
+    uri: str
+    size_bytes: int = 0
+    status: ModelStatus
+    metadata: dict[str, Any] = {}
+    created_at: datetime
+    updated_at: datetime | None = None
+    progress_percent: float | None = None
+    """0..100 while ``downloading``, else ``None``."""
+    error: str | None = None
+    """Why the model is in ``error``."""
