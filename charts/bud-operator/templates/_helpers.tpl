@@ -1,0 +1,157 @@
+{{/*
+bud-operator.name is the chart name, or nameOverride; used in the app.kubernetes.io/name label.
+*/}}
+{{- define "bud-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+bud-operator.fullname prefixes every resource name: "<release>-bud-operator", or just the release
+name when it already contains the chart name. Kubernetes names are at most 63 characters.
+*/}}
+{{- define "bud-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+bud-operator.chart is "<name>-<version>" for the helm.sh/chart label.
+*/}}
+{{- define "bud-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+bud-operator.labels are the common labels of every resource the chart creates.
+*/}}
+{{- define "bud-operator.labels" -}}
+helm.sh/chart: {{ include "bud-operator.chart" . }}
+{{ include "bud-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: budai
+{{- end }}
+
+{{/*
+bud-operator.selectorLabels select the operator pods; they must never change between releases
+(a Deployment's selector is immutable).
+*/}}
+{{- define "bud-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bud-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+bud-operator.serviceAccountName is the ServiceAccount the operator runs as.
+*/}}
+{{- define "bud-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "bud-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+bud-operator.image is the image reference: repository@digest when a digest is set, otherwise
+repository:tag with the tag defaulting to the chart's appVersion.
+*/}}
+{{- define "bud-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+bud-operator.apiKeySecretName is the Secret holding the gateway API key: the user's existing one,
+or the one the chart creates from gateway.apiKey.value.
+*/}}
+{{- define "bud-operator.apiKeySecretName" -}}
+{{- if .Values.gateway.apiKey.existingSecret }}
+{{- .Values.gateway.apiKey.existingSecret }}
+{{- else }}
+{{- printf "%s-api-key" (include "bud-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+bud-operator.apiKeyConfigured is "true" when some Secret provides the API key.
+*/}}
+{{- define "bud-operator.apiKeyConfigured" -}}
+{{- if or .Values.gateway.apiKey.existingSecret .Values.gateway.apiKey.value }}true{{ end }}
+{{- end }}
+
+{{/*
+bud-operator.watchNamespaces is the list of namespaces served when watch.allNamespaces is false:
+watch.namespaces, or the release namespace when that list is empty.
+*/}}
+{{- define "bud-operator.watchNamespaces" -}}
+{{- if .Values.watch.namespaces }}
+{{- toYaml (uniq .Values.watch.namespaces) }}
+{{- else }}
+{{- toYaml (list .Release.Namespace) }}
+{{- end }}
+{{- end }}
+
+{{/*
+bud-operator.resources renders the container resources, leaving out empty values (an empty
+cpu limit means "no CPU limit", which Kubernetes spells by omitting the key).
+*/}}
+{{- define "bud-operator.resources" -}}
+{{- $out := dict }}
+{{- range $section, $values := . }}
+{{- $kept := dict }}
+{{- range $name, $value := $values }}
+{{- if $value }}
+{{- $_ := set $kept $name $value }}
+{{- end }}
+{{- end }}
+{{- if $kept }}
+{{- $_ := set $out $section $kept }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/*
+bud-operator.namespacedRules are the rules on objects inside the served namespaces; rbac.yaml
+puts them in the ClusterRole (all namespaces) or in one Role per served namespace.
+*/}}
+{{- define "bud-operator.namespacedRules" -}}
+# Application: the four Bud kinds. list/watch feed kopf's watch streams and the operator's
+# list-based refresh; get reads one object (a BudDeployment's modelRef, a BudExecution's
+# pipelineRef); patch adds and removes the finalizer bud.studio/finalizer and writes the
+# bud.studio/external-id annotation and kopf's progress annotations. No create or delete: the
+# operator never creates or deletes custom resources, people and GitOps tools do.
+- apiGroups: [bud.studio]
+  resources: [budmodels, buddeployments, budpipelines, budexecutions]
+  verbs: [get, list, watch, patch]
+# Application: the status subresource, where conditions, observedGeneration and the mirrored
+# remote state are written. The finalizers subresource is not granted: it only guards
+# ownerReferences[].blockOwnerDeletion, which the operator never sets.
+- apiGroups: [bud.studio]
+  resources: [budmodels/status, buddeployments/status, budpipelines/status, budexecutions/status]
+  verbs: [get, patch]
+# Framework and application: Kubernetes Events on the Bud objects (kopf posts them through the
+# core API); create only, events are never read back or changed.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- if .peering }}
+# Framework: kopf peering (leader election) when serving named namespaces: each replica reads
+# the KopfPeering object of each served namespace and patches its keep-alive into its status.
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [list, watch, patch]
+{{- end }}
+{{- end }}
