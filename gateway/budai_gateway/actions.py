@@ -1,0 +1,231 @@
+"""Built-in pipeline actions. Each does its real work against the gateway's own state.
+
+An action receives the rendered params and returns the step's output; raising
+:class:`StepFailed` (or any exception) fails the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from budai_gateway import chat
+from budai_gateway.errors import APIError
+
+if TYPE_CHECKING:
+    from budai_gateway.service import Gateway
+
+log = logging.getLogger("budai_gateway.actions")
+ActionFunc = Callable[["Gateway", dict[str, Any]], Awaitable[Any]]
+
+
+class StepFailed(Exception):
+    """A step attempt failed with a message meant for the user."""
+
+
+def _api(exc: APIError) -> StepFailed:
+    return StepFailed(f"{exc.code}: {exc.message}")
+
+
+async def log_action(gw: Gateway, p: dict[str, Any]) -> Any:
+    level = p.get("level", "info")
+    message = p.get("message", "")
+    log.log(logging.getLevelName(level.upper()), "pipeline log: %s", message)
+    return {"message": message, "level": level, "logged": True}
+
+
+async def transform(gw: Gateway, p: dict[str, Any]) -> Any:
+    return p["value"]
+
+
+async def set_output(gw: Gateway, p: dict[str, Any]) -> Any:
+    return p["outputs"] if "outputs" in p else dict(p)
+
+
+async def fail(gw: Gateway, p: dict[str, Any]) -> Any:
+    raise StepFailed(str(p.get("message", "Intentional failure")))
+
+
+async def wait(gw: Gateway, p: dict[str, Any]) -> Any:
+    seconds = float(p["seconds"])
+    if seconds < 0:
+        raise StepFailed("seconds must be >= 0")
+    await asyncio.sleep(seconds)
+    return {"waited_seconds": seconds}
+
+
+async def http_request(gw: Gateway, p: dict[str, Any]) -> Any:
+    assert gw.http is not None
+    method = str(p.get("method", "GET")).upper()
+    kwargs: dict[str, Any] = {"headers": p.get("headers") or {}}
+    if "json" in p:
+        kwargs["json"] = p["json"]
+    elif "body" in p:
+        kwargs["content"] = str(p["body"]).encode()
+    timeout = float(p.get("timeout_seconds", 30))
+    try:
+        resp = await gw.http.request(method, str(p["url"]), timeout=timeout, **kwargs)
+    except httpx.HTTPError as exc:
+        raise StepFailed(f"request to {p['url']} failed: {exc!r}") from exc
+    try:
+        body: Any = resp.json()
+    except ValueError:
+        body = resp.text
+    output = {"status_code": resp.status_code, "headers": dict(resp.headers), "body": body}
+    expected = p.get("expected_status")
+    if expected is not None:
+        allowed = expected if isinstance(expected, list) else [expected]
+        if resp.status_code not in [int(x) for x in allowed]:
+            raise StepFailed(f"expected status {expected}, got {resp.status_code}")
+    elif resp.status_code >= 400:
+        raise StepFailed(f"{method} {p['url']} answered {resp.status_code}")
+    return output
+
+
+def _wait_flag(p: dict[str, Any]) -> tuple[bool, float]:
+    return bool(p.get("wait", True)), float(p.get("wait_timeout_seconds", 600))
+
+
+async def model_add(gw: Gateway, p: dict[str, Any]) -> Any:
+    body = {"name": p["name"], "source": p["source"], "uri": p["uri"], "metadata": p.get("metadata")}
+    from budai_gateway.schemas import ModelCreate
+
+    try:
+        ModelCreate.model_validate(body)
+        doc = gw.create_model(body)
+    except APIError as exc:
+        if exc.code != "already_exists":
+            raise _api(exc) from exc
+        # Re-running a pipeline reuses the model it added before.
+        doc = gw.get_model(str(exc.param))
+    should_wait, timeout = _wait_flag(p)
+    if should_wait:
+        settled = await gw.settle("model", doc["id"], {"available", "error"}, timeout)
+        if settled is None:
+            raise StepFailed(f"model {doc['id']} disappeared")
+        doc = settled
+        if doc["status"] == "error":
+            raise StepFailed(f"model {doc['id']} failed: {doc['error']}")
+    return {**doc, "model_id": doc["id"]}
+
+
+async def model_delete(gw: Gateway, p: dict[str, Any]) -> Any:
+    try:
+        doc = gw.delete_model(str(p["model_id"]))
+    except APIError as exc:
+        raise _api(exc) from exc
+    should_wait, timeout = _wait_flag(p)
+    if should_wait:
+        await gw.settle("model", doc["id"], set(), timeout)
+    return {"model_id": doc["id"], "deleted": True}
+
+
+async def deployment_create(gw: Gateway, p: dict[str, Any]) -> Any:
+    from budai_gateway.schemas import DeploymentCreate
+
+    body = {
+        k: p[k]
+        for k in ("model_id", "cluster_id", "name", "replicas", "resources", "auto_scaling")
+        if k in p
+    }
+    try:
+        DeploymentCreate.model_validate(body)
+        doc = gw.create_deployment(body)
+    except APIError as exc:
+        raise _api(exc) from exc
+    except ValueError as exc:
+        raise StepFailed(f"invalid deployment parameters: {exc}") from exc
+    should_wait, timeout = _wait_flag(p)
+    if should_wait:
+        settled = await gw.settle("deployment", doc["id"], {"active", "failed"}, timeout)
+        if settled is None:
+            raise StepFailed(f"deployment {doc['id']} disappeared")
+        doc = settled
+        if doc["status"] == "failed":
+            raise StepFailed(f"deployment {doc['id']} failed: {doc['error']}")
+    return {**doc, "deployment_id": doc["id"]}
+
+
+async def deployment_scale(gw: Gateway, p: dict[str, Any]) -> Any:
+    try:
+        replicas = int(p["replicas"])
+        if not 0 <= replicas <= 100:
+            raise StepFailed("replicas must be between 0 and 100")
+        doc = gw.update_deployment(str(p["deployment_id"]), {"replicas": replicas})
+    except APIError as exc:
+        raise _api(exc) from exc
+    should_wait, timeout = _wait_flag(p)
+    if should_wait:
+        settled = await gw.settle("deployment", doc["id"], {"active", "failed", "stopped"}, timeout)
+        if settled is None:
+            raise StepFailed(f"deployment {doc['id']} disappeared")
+        doc = settled
+    return {**doc, "deployment_id": doc["id"]}
+
+
+async def deployment_delete(gw: Gateway, p: dict[str, Any]) -> Any:
+    try:
+        doc = gw.delete_deployment(str(p["deployment_id"]))
+    except APIError as exc:
+        raise _api(exc) from exc
+    should_wait, timeout = _wait_flag(p)
+    if should_wait:
+        await gw.settle("deployment", doc["id"], set(), timeout)
+    return {"deployment_id": doc["id"], "deleted": True}
+
+
+async def cluster_health(gw: Gateway, p: dict[str, Any]) -> Any:
+    try:
+        health = gw.cluster_health(str(p["cluster_id"]))
+    except APIError as exc:
+        raise _api(exc) from exc
+    return {**health, "healthy": health["status"] == "healthy"}
+
+
+async def chat_completion(gw: Gateway, p: dict[str, Any]) -> Any:
+    messages = p.get("messages") or [{"role": "user", "content": str(p.get("prompt", ""))}]
+    req: dict[str, Any] = {"model": p["model"], "messages": messages, "n": 1}
+    for k in ("max_tokens", "temperature"):
+        if k in p:
+            req[k] = p[k]
+    try:
+        dep, model = chat.resolve_target(gw, str(p["model"]))
+    except APIError as exc:
+        raise _api(exc) from exc
+    gw.record_request(dep["id"])
+    if model["metadata"].get("upstream_url"):
+        assert gw.http is not None
+        try:
+            result = await chat.forward(gw.http, model, req)
+        except APIError as exc:
+            raise _api(exc) from exc
+    else:
+        result = chat.completion(req, str(p["model"]))
+    choice = result["choices"][0]
+    return {
+        "content": choice["message"]["content"],
+        "finish_reason": choice["finish_reason"],
+        "usage": result.get("usage"),
+        "model": result.get("model"),
+    }
+
+
+ACTION_FUNCS: dict[str, ActionFunc] = {
+    "log": log_action,
+    "transform": transform,
+    "set_output": set_output,
+    "fail": fail,
+    "wait": wait,
+    "http_request": http_request,
+    "model_add": model_add,
+    "model_delete": model_delete,
+    "deployment_create": deployment_create,
+    "deployment_scale": deployment_scale,
+    "deployment_delete": deployment_delete,
+    "cluster_health": cluster_health,
+    "chat_completion": chat_completion,
+}

@@ -1,0 +1,70 @@
+"""``budai-gateway serve``: run the local gateway with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from budai_gateway.config import ApiKey, generate_key, load_config
+
+
+@click.group()
+def main() -> None:
+    """The local Bud gateway."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--db", "db", default=None, help="SQLite file (':memory:' allowed).")
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    help="An admin key (repeatable). 'read:KEY' adds a read-only key.",
+)
+@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--speed", default=None, type=float, help="Divide every simulated duration by this.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(
+    host: str,
+    port: int,
+    db: str | None,
+    api_keys: tuple[str, ...],
+    config_file: str | None,
+    speed: float | None,
+    log_level: str,
+) -> None:
+    """Serve the Bud REST API on HOST:PORT."""
+    import uvicorn
+
+    from budai_gateway.app import create_app
+
+    settings = load_config(config_file, {"db_path": db, "speed": speed})
+    keys = list(settings.api_keys)
+    for i, raw in enumerate(api_keys):
+        scope, _, value = raw.partition(":") if raw.startswith(("read:", "admin:")) else ("admin", "", raw)
+        keys.append(ApiKey(key=value, scope="read" if scope == "read" else "admin", name=f"cli-{i}"))
+    if not keys:
+        env_key = os.environ.get("BUD_API_KEY")
+        if env_key:
+            keys.append(ApiKey(key=env_key, scope="admin", name="env"))
+            click.echo("budai-gateway: using the admin key from BUD_API_KEY", err=True)
+        else:
+            generated = generate_key()
+            keys.append(ApiKey(key=generated, scope="admin", name="generated"))
+            click.echo(f"budai-gateway: admin API key: {generated}", err=True)
+    settings.api_keys = keys
+    host_for_url = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    settings.public_url = f"http://{host_for_url}:{port}"
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    click.echo(
+        f"budai-gateway: serving http://{host_for_url}:{port}/v1 (db {settings.db_path})", err=True
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=2)
+    sys.exit(0)

@@ -1,0 +1,269 @@
+"""The pipeline engine: runs an execution's DAG with the contract's semantics.
+
+One asyncio task per running execution. Every state change of a step is written to the store
+before the engine moves on, so a restarted gateway resumes an execution from what it persisted
+(steps that were running when the process died run again; finished ones are kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from budai_gateway.actions import ACTION_FUNCS, StepFailed
+from budai_gateway.expressions import Evaluator
+from budai_gateway.schemas import Definition, Step
+from budai_gateway.service import TERMINAL_EXEC, iso
+
+if TYPE_CHECKING:
+    from budai_gateway.service import Gateway
+
+log = logging.getLogger("budai_gateway.engine")
+_cancel_events: dict[str, asyncio.Event] = {}
+
+
+def start_runner(gw: Gateway, exec_id: str) -> None:
+    if exec_id in gw.runners:
+        return
+    _cancel_events[exec_id] = asyncio.Event()
+    gw.runners[exec_id] = asyncio.create_task(_run_guarded(gw, exec_id))
+
+
+def ensure_runners(gw: Gateway) -> None:
+    """Start a runner for every unfinished execution that has none (e.g. after a restart)."""
+    for status in ("pending", "running"):
+        for doc in gw.store.find("execution", "status", status):
+            if doc["id"] not in gw.runners:
+                start_runner(gw, doc["id"])
+
+
+def request_cancel(gw: Gateway, exec_id: str) -> None:
+    event = _cancel_events.get(exec_id)
+    if event is not None:
+        event.set()
+    elif exec_id not in gw.runners:
+        start_runner(gw, exec_id)
+
+
+async def _run_guarded(gw: Gateway, exec_id: str) -> None:
+    try:
+        await Runner(gw, exec_id).run()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("execution %s crashed", exec_id)
+        doc = gw.store.get("execution", exec_id)
+        if doc is not None and doc["status"] not in TERMINAL_EXEC:
+            doc.update(status="failed", error=f"internal engine error: {exc!r}", completed_at=iso())
+            gw.store.put("execution", doc)
+    finally:
+        gw.runners.pop(exec_id, None)
+        _cancel_events.pop(exec_id, None)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _iso_to_ts(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+class Runner:
+    def __init__(self, gw: Gateway, exec_id: str) -> None:
+        self.gw = gw
+        self.exec_id = exec_id
+        self.evaluator = Evaluator()
+        self.cancel_event = _cancel_events.setdefault(exec_id, asyncio.Event())
+
+    def _save_step(self, step: dict[str, Any]) -> None:
+        self.gw.store.put_step(self.exec_id, step)
+
+    async def run(self) -> None:
+        gw = self.gw
+        doc = gw.store.get("execution", self.exec_id)
+        if doc is None or doc["status"] in TERMINAL_EXEC:
+            return
+        internal = gw.store.get_internal(self.exec_id)
+        definition = Definition.model_validate(internal["definition"])
+        specs: dict[str, Step] = {s.id: s for s in definition.steps}
+        states = {s["id"]: s for s in gw.store.steps(self.exec_id)}
+        # A step that was running when the gateway died runs again.
+        for st in states.values():
+            if st["status"] == "running":
+                st["status"] = "pending"
+                self._save_step(st)
+        if doc["status"] == "pending":
+            doc["status"] = "running"
+            doc["started_at"] = iso()
+            gw.store.put("execution", doc)
+        started_ts = _iso_to_ts(doc["started_at"]) or time.time()
+
+        ctx_steps: dict[str, dict[str, Any]] = {
+            sid: {"status": st["status"], "output": st["output"], "outputs": st["output"],
+                  "error": st["error"]}
+            for sid, st in states.items()
+        }
+        context = {"params": doc["params"], "steps": ctx_steps}
+        children: dict[str, list[str]] = {sid: [] for sid in specs}
+        waiting: dict[str, int] = {}
+        for sid, spec in specs.items():
+            deps = set(spec.depends_on)
+            for d in deps:
+                children[d].append(sid)
+            waiting[sid] = sum(1 for d in deps if states[d]["status"] not in ("completed", "skipped"))
+        ready = [sid for sid in specs if states[sid]["status"] == "pending" and waiting[sid] == 0]
+        running: dict[asyncio.Task[tuple[str, Any, str | None]], str] = {}
+        failure: str | None = None
+        failed_earlier = [s for s in states.values() if s["status"] == "failed"]
+        if failed_earlier:
+            failure = f"step '{failed_earlier[0]['id']}' failed: {failed_earlier[0]['error']}"
+        cancelled = bool(internal.get("cancel_requested"))
+
+        def finish_step(sid: str, status: str, output: Any, error: str | None) -> None:
+            st = states[sid]
+            now = time.time()
+            st["status"] = status
+            st["output"] = _jsonable(output) if status == "completed" else None
+            st["error"] = error
+            if status != "skipped" or st["started_at"] is not None:
+                st["completed_at"] = iso(now)
+                begun = _iso_to_ts(st["started_at"])
+                st["duration_seconds"] = round(now - begun, 6) if begun else None
+            self._save_step(st)
+            ctx_steps[sid] = {"status": status, "output": st["output"], "outputs": st["output"],
+                              "error": error}
+            if status in ("completed", "skipped"):
+                for child in children[sid]:
+                    waiting[child] -= 1
+                    if waiting[child] == 0:
+                        ready.append(child)
+
+        cancel_wait: asyncio.Task[bool] = asyncio.create_task(self.cancel_event.wait())
+        try:
+            while True:
+                if self.cancel_event.is_set():
+                    cancelled = True
+                while ready and failure is None and not cancelled:
+                    sid = ready.pop(0)
+                    spec = specs[sid]
+                    st = states[sid]
+                    if st["status"] != "pending":
+                        continue
+                    if spec.condition is not None:
+                        try:
+                            go = self.evaluator.condition(spec.condition, context)
+                        except Exception as exc:
+                            finish_step(sid, "failed", None, f"condition failed: {exc}")
+                            failure = f"step '{sid}' failed: condition failed: {exc}"
+                            break
+                        if not go:
+                            finish_step(sid, "skipped", None, None)
+                            continue
+                    st["status"] = "running"
+                    if st["started_at"] is None:
+                        st["started_at"] = iso()
+                    ctx_steps[sid]["status"] = "running"
+                    self._save_step(st)
+                    task = asyncio.create_task(self._run_step(spec, st, context))
+                    running[task] = sid
+                if not running:
+                    break
+                done, _ = await asyncio.wait(
+                    [*running, cancel_wait], return_when=asyncio.FIRST_COMPLETED
+                )
+                if cancel_wait in done:
+                    cancelled = True
+                    for task in running:
+                        task.cancel()
+                    await asyncio.gather(*running, return_exceptions=True)
+                    for task, sid in running.items():
+                        finish_step(sid, "failed", None, "cancelled")
+                    running.clear()
+                    break
+                for task in done:
+                    sid = running.pop(task)
+                    _, output, error = task.result()
+                    if error is None:
+                        finish_step(sid, "completed", output, None)
+                    else:
+                        finish_step(sid, "failed", None, error)
+                        if failure is None:
+                            failure = f"step '{sid}' failed: {error}"
+        finally:
+            cancel_wait.cancel()
+            for task in running:
+                task.cancel()
+
+        leftovers = [st for st in states.values() if st["status"] == "pending"]
+        for st in leftovers:
+            st["status"] = "skipped"
+        if leftovers:
+            gw.store.put_steps(self.exec_id, leftovers)
+        doc = gw.store.get("execution", self.exec_id) or doc
+        now = time.time()
+        if cancelled:
+            doc["status"] = "cancelled"
+            doc["error"] = "cancelled by request"
+        elif failure is not None:
+            doc["status"] = "failed"
+            doc["error"] = failure
+        else:
+            doc["status"] = "completed"
+            doc["error"] = None
+        doc["completed_at"] = iso(now)
+        doc["duration_seconds"] = round(now - started_ts, 6)
+        gw.store.put("execution", doc)
+
+    async def _run_step(
+        self, spec: Step, st: dict[str, Any], context: dict[str, Any]
+    ) -> tuple[str, Any, str | None]:
+        retry = spec.retry
+        max_attempts = retry.max_attempts if retry else 1
+        func = ACTION_FUNCS[spec.action]
+        while True:
+            attempt = st["attempts"] + 1
+            if attempt > 1:
+                st["attempts"] = attempt
+                self._save_step(st)
+            else:
+                st["attempts"] = attempt
+            error: str
+            try:
+                params = self.evaluator.render(spec.params, context)
+            except Exception as exc:
+                # Rendering is deterministic: retrying cannot help.
+                return spec.id, None, f"template error: {exc}"
+            try:
+                coro = func(self.gw, params)
+                if spec.timeout_seconds is not None:
+                    output = await asyncio.wait_for(coro, spec.timeout_seconds)
+                else:
+                    output = await coro
+                return spec.id, output, None
+            except TimeoutError:
+                error = f"timed out after {spec.timeout_seconds:g}s"
+            except StepFailed as exc:
+                error = str(exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            if attempt >= max_attempts:
+                if max_attempts > 1:
+                    error = f"{error} (after {attempt} attempts)"
+                return spec.id, None, error
+            assert retry is not None
+            delay = retry.initial_delay_seconds * retry.backoff_multiplier ** (attempt - 1)
+            log.info("step %s attempt %d failed (%s); retrying in %.3fs", spec.id, attempt, error, delay)
+            await asyncio.sleep(delay)

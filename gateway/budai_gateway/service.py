@@ -1,0 +1,935 @@
+"""The gateway's state machine: every REST operation and every lifecycle step, on top of the store.
+
+Routes, pipeline actions and the ``/_local/`` controls all call these methods, so an action such
+as ``deployment_create`` changes exactly the state the REST API serves. Lifecycles (downloads,
+rollouts, teardown, executions) are advanced by :meth:`Gateway.tick`, which derives the next step
+from what is persisted, so they carry on after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import shutil
+import time
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from budai_gateway import __version__
+from budai_gateway.config import ClusterSpec, Settings
+from budai_gateway.errors import APIError, not_found
+from budai_gateway.resources import Node, Placement, Request, format_cpu
+from budai_gateway.store import Doc, Store
+
+log = logging.getLogger("budai_gateway")
+
+RESERVING = ("deploying", "active", "scaling")
+TERMINAL_EXEC = ("completed", "failed", "cancelled")
+LIST_FILTERS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "model": {
+        "name": None,
+        "status": ("downloading", "available", "error", "deleting"),
+        "source": ("hugging_face", "url", "local", "cloud"),
+    },
+    "cluster": {
+        "name": None,
+        "status": ("provisioning", "active", "degraded", "maintenance", "failed"),
+        "provider": ("aws", "azure", "onpremise"),
+    },
+    "deployment": {
+        "name": None,
+        "model_id": None,
+        "cluster_id": None,
+        "status": ("pending", "deploying", "active", "scaling", "failed", "stopped"),
+    },
+    "pipeline": {"name": None, "status": ("active", "paused", "archived")},
+    "execution": {
+        "pipeline_id": None,
+        "status": ("pending", "running", "completed", "failed", "cancelled"),
+    },
+}
+
+
+def iso(ts: float | None = None) -> str:
+    dt = datetime.fromtimestamp(time.time() if ts is None else ts, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class Gateway:
+    """All state operations. One instance per app; methods run on the event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.data_dir = settings.resolved_data_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.speed = settings.speed
+        self.downloads: dict[str, asyncio.Task[None]] = {}
+        self.runners: dict[str, asyncio.Task[None]] = {}
+        self.request_log: dict[str, deque[float]] = {}
+        self.last_autoscale = 0.0
+        self.wakeup = asyncio.Event()
+        self.http: httpx.AsyncClient | None = None
+        if self.store.kv_get("seeded") is None:
+            self.seed()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def scaled(self, seconds: float) -> float:
+        return seconds / self.speed
+
+    def seed(self) -> None:
+        for spec in self.settings.clusters:
+            self._create_cluster(spec)
+        self.store.kv_set("seeded", True)
+
+    def _create_cluster(self, spec: ClusterSpec) -> Doc:
+        now = iso()
+        doc = {
+            "object": "cluster",
+            "id": new_id("cluster"),
+            "name": spec.name,
+            "provider": spec.provider,
+            "region": spec.region,
+            "status": "active",
+            "node_count": spec.node_count,
+            "kubernetes_version": spec.kubernetes_version,
+            "created_at": now,
+            "updated_at": now,
+        }
+        nodes = [
+            {
+                "name": f"{spec.name}-node-{i}",
+                "cpu": spec.node.cpu,
+                "memory_gb": spec.node.memory_gb,
+                "gpu": spec.node.gpu,
+                "gpu_type": spec.node.gpu_type,
+                "ready": True,
+            }
+            for i in range(spec.node_count)
+        ]
+        self.store.insert("cluster", doc, {"nodes": nodes, "status_override": None})
+        return doc
+
+    def list_page(
+        self, kind: str, query: dict[str, str], limit: int, after: str | None
+    ) -> dict[str, Any]:
+        allowed = LIST_FILTERS[kind]
+        filters: dict[str, Any] = {}
+        for name, value in query.items():
+            if name in ("limit", "after"):
+                continue
+            if name not in allowed:
+                raise APIError(
+                    400,
+                    "unknown_filter",
+                    f"Unknown filter '{name}'; this list accepts: "
+                    + ", ".join(["limit", "after", *allowed]),
+                    name,
+                )
+            choices = allowed[name]
+            if choices is not None and value not in choices:
+                raise APIError(
+                    400,
+                    "invalid_filter",
+                    f"Invalid value for filter '{name}'; expected one of: " + ", ".join(choices),
+                    name,
+                )
+            filters[name] = value
+        result = self.store.page(kind, filters, after, limit)
+        if result is None:
+            raise APIError(400, "invalid_cursor", f"Unknown cursor '{after}'.", "after")
+        docs, has_more = result
+        if kind == "execution":
+            docs = [self._execution_view(d) for d in docs]
+        return {
+            "object": "list",
+            "data": docs,
+            "has_more": has_more,
+            "next_cursor": docs[-1]["id"] if has_more and docs else None,
+        }
+
+    def _get(self, kind: str, obj_id: str, param: str) -> Doc:
+        doc = self.store.get(kind, obj_id)
+        if doc is None:
+            raise not_found(kind, obj_id, param)
+        return doc
+
+    def _name_taken(self, kind: str, name: str, exclude: str | None = None) -> None:
+        for doc in self.store.find(kind, "name", name):
+            if doc["id"] != exclude:
+                raise APIError(
+                    409, "already_exists", f"A {kind} named '{name}' already exists.", doc["id"]
+                )
+
+    def health(self) -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    # -- models --------------------------------------------------------------------------------
+
+    def create_model(self, body: dict[str, Any]) -> Doc:
+        self._name_taken("model", body["name"])
+        now = time.time()
+        doc: Doc = {
+            "object": "model",
+            "id": new_id("model"),
+            "name": body["name"],
+            "source": body["source"],
+            "uri": body["uri"],
+            "size_bytes": None,
+            "status": "downloading",
+            "metadata": dict(body.get("metadata") or {}),
+            "progress_percent": 0.0,
+            "error": None,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+        }
+        internal: Doc = {"last_tick": now, "done_bytes": 0}
+        source = body["source"]
+        if source == "cloud":
+            self._finish_model(doc, None)
+        elif source == "local":
+            path = Path(body["uri"].removeprefix("file://")).expanduser()
+            if path.exists():
+                self._finish_model(doc, dir_size(path))
+            else:
+                self._fail_model(doc, f"path not found: {body['uri']}")
+        elif source == "hugging_face":
+            cached = self._hf_cache(body["uri"])
+            if cached is not None:
+                doc["metadata"].setdefault("resolved_from", "local_cache")
+                doc["metadata"].setdefault("local_path", str(cached))
+                self._finish_model(doc, dir_size(cached))
+            else:
+                size = int(
+                    doc["metadata"].get(
+                        "simulated_size_bytes", self.settings.timings.simulated_model_size_bytes
+                    )
+                )
+                doc["size_bytes"] = size
+                doc["metadata"]["simulated_download"] = True
+                doc["metadata"]["simulated_rate_bytes_per_second"] = (
+                    self.settings.timings.simulated_download_bytes_per_second
+                )
+        self.store.insert("model", doc, internal)
+        if doc["status"] == "downloading":
+            self.wakeup.set()
+        return doc
+
+    def _hf_cache(self, repo: str) -> Path | None:
+        import os
+
+        roots = []
+        if self.settings.hf_cache_dir:
+            roots.append(Path(self.settings.hf_cache_dir))
+        if os.environ.get("HF_HUB_CACHE"):
+            roots.append(Path(os.environ["HF_HUB_CACHE"]))
+        if os.environ.get("HF_HOME"):
+            roots.append(Path(os.environ["HF_HOME"]) / "hub")
+        roots.append(Path.home() / ".cache" / "huggingface" / "hub")
+        folder = "models--" + repo.strip("/").replace("/", "--")
+        for root in roots:
+            snaps = root / folder / "snapshots"
+            if snaps.is_dir():
+                found = sorted(p for p in snaps.iterdir() if p.is_dir())
+                if found:
+                    return found[-1]
+        return None
+
+    @staticmethod
+    def _finish_model(doc: Doc, size: int | None) -> None:
+        doc["status"] = "available"
+        doc["size_bytes"] = size
+        doc["progress_percent"] = None
+        doc["error"] = None
+        doc["updated_at"] = iso()
+
+    @staticmethod
+    def _fail_model(doc: Doc, message: str) -> None:
+        doc["status"] = "error"
+        doc["progress_percent"] = None
+        doc["error"] = message
+        doc["updated_at"] = iso()
+
+    def get_model(self, model_id: str) -> Doc:
+        return self._get("model", model_id, "model_id")
+
+    def update_model(self, model_id: str, body: dict[str, Any]) -> Doc:
+        doc = self.get_model(model_id)
+        if body.get("name") is not None:
+            self._name_taken("model", body["name"], exclude=model_id)
+            doc["name"] = body["name"]
+        if body.get("metadata") is not None:
+            doc["metadata"] = {**doc["metadata"], **body["metadata"]}
+        doc["updated_at"] = iso()
+        self.store.put("model", doc)
+        return doc
+
+    def delete_model(self, model_id: str) -> Doc:
+        doc = self.get_model(model_id)
+        users = [
+            d
+            for d in self.store.find("deployment", "model_id", model_id)
+            if not self._deleting(d["id"])
+        ]
+        if users:
+            raise APIError(
+                409,
+                "model_in_use",
+                f"Model '{model_id}' is used by deployment '{users[0]['id']}'; delete it first.",
+                "model_id",
+            )
+        if doc["status"] != "deleting":
+            internal = self.store.get_internal(model_id)
+            internal["delete_at"] = time.time() + self.scaled(
+                self.settings.timings.model_delete_seconds
+            )
+            doc["status"] = "deleting"
+            doc["progress_percent"] = None
+            doc["updated_at"] = iso()
+            self.store.put("model", doc, internal)
+            task = self.downloads.pop(model_id, None)
+            if task:
+                task.cancel()
+            self.wakeup.set()
+        return doc
+
+    async def _download(self, model_id: str) -> None:
+        """Download a ``url`` model for real into the data folder, saving progress as it goes."""
+        doc = self.store.get("model", model_id)
+        if doc is None:
+            return
+        target_dir = self.data_dir / "models" / model_id
+        target_dir.mkdir(parents=True, exist_ok=True)
+        name = doc["uri"].rstrip("/").rsplit("/", 1)[-1] or "model.bin"
+        target = target_dir / name
+        assert self.http is not None
+        try:
+            async with self.http.stream("GET", doc["uri"], follow_redirects=True) as resp:
+                if resp.status_code >= 400:
+                    raise RuntimeError(f"download failed: HTTP {resp.status_code} from {doc['uri']}")
+                total = int(resp.headers.get("content-length") or 0) or None
+                done = 0
+                last_save = time.monotonic()
+                with target.open("wb") as fh:
+                    async for chunk in resp.aiter_bytes():
+                        fh.write(chunk)
+                        done += len(chunk)
+                        if time.monotonic() - last_save > 0.2:
+                            last_save = time.monotonic()
+                            cur = self.store.get("model", model_id)
+                            if cur is None or cur["status"] != "downloading":
+                                return
+                            cur["size_bytes"] = total
+                            cur["progress_percent"] = (
+                                round(100.0 * done / total, 1) if total else None
+                            )
+                            self.store.put("model", cur)
+            cur = self.store.get("model", model_id)
+            if cur is not None and cur["status"] == "downloading":
+                cur["metadata"]["local_path"] = str(target)
+                self._finish_model(cur, done)
+                self.store.put("model", cur)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            cur = self.store.get("model", model_id)
+            if cur is not None and cur["status"] == "downloading":
+                msg = str(exc) if isinstance(exc, RuntimeError) else f"download failed: {exc!r}"
+                self._fail_model(cur, msg)
+                self.store.put("model", cur)
+        finally:
+            self.downloads.pop(model_id, None)
+
+    def _tick_models(self, now: float) -> None:
+        for doc, internal in self.store.all_with_internal("model"):
+            status = doc["status"]
+            if status == "deleting":
+                if now >= internal.get("delete_at", 0):
+                    self.store.delete("model", doc["id"])
+                    shutil.rmtree(self.data_dir / "models" / doc["id"], ignore_errors=True)
+            elif status == "downloading":
+                if doc["source"] == "url":
+                    if doc["id"] not in self.downloads:
+                        self.downloads[doc["id"]] = asyncio.create_task(self._download(doc["id"]))
+                else:
+                    rate = self.settings.timings.simulated_download_bytes_per_second
+                    elapsed = min(max(now - internal.get("last_tick", now), 0.0), 1.0)
+                    size = int(doc["size_bytes"] or 0)
+                    done = int(internal.get("done_bytes", 0) + elapsed * rate * self.speed)
+                    internal["done_bytes"] = done
+                    internal["last_tick"] = now
+                    if done >= size:
+                        self._finish_model(doc, size)
+                    else:
+                        doc["progress_percent"] = round(100.0 * done / size, 1) if size else 0.0
+                    self.store.put("model", doc, internal)
+
+    # -- clusters ------------------------------------------------------------------------------
+
+    def get_cluster(self, cluster_id: str, param: str = "cluster_id") -> Doc:
+        return self._get("cluster", cluster_id, param)
+
+    def placement(self, cluster_id: str) -> tuple[Placement, dict[str, int]]:
+        """Place every reserving deployment of a cluster, oldest first."""
+        internal = self.store.get_internal(cluster_id)
+        nodes = [Node.from_doc(n) for n in internal.get("nodes", [])]
+        plc = Placement(nodes)
+        placed: dict[str, int] = {}
+        for dep in self.store.find("deployment", "cluster_id", cluster_id):
+            if dep["status"] in RESERVING:
+                want = dep["replicas"]
+                placed[dep["id"]] = plc.place(dep["id"], Request.from_resources(dep["resources"]), want)
+        return plc, placed
+
+    def cluster_health(self, cluster_id: str) -> Doc:
+        doc = self.get_cluster(cluster_id)
+        plc, _ = self.placement(cluster_id)
+        nodes = plc.nodes
+        ready = [n for n in nodes if n.ready]
+        cpu, mem, gpu, _types = plc.free()
+        types = sorted({n.gpu_type for n in ready if n.gpu_type and n.gpu - n.used_gpu > 0})
+        if not ready:
+            status = "unhealthy"
+        else:
+            total_cpu = sum(n.cpu for n in ready)
+            total_mem = sum(n.memory_gb for n in ready)
+            total_gpu = sum(n.gpu for n in ready)
+            loaded = (
+                (total_cpu and (total_cpu - cpu) / total_cpu > 0.9)
+                or (total_mem and (total_mem - mem) / total_mem > 0.9)
+                or (total_gpu and (total_gpu - gpu) / total_gpu > 0.9)
+            )
+            status = "degraded" if len(ready) < len(nodes) or loaded else "healthy"
+        return {
+            "object": "cluster.health",
+            "cluster_id": doc["id"],
+            "status": status,
+            "node_count": len(nodes),
+            "ready_node_count": len(ready),
+            "available_resources": {
+                "cpu": format_cpu(max(cpu, 0.0)),
+                "memory_gb": round(max(mem, 0.0), 3),
+                "gpu_count": max(gpu, 0),
+                "gpu_types": types,
+            },
+        }
+
+    def _refresh_cluster_status(self, cluster_id: str) -> None:
+        doc = self.store.get("cluster", cluster_id)
+        if doc is None:
+            return
+        internal = self.store.get_internal(cluster_id)
+        override = internal.get("status_override")
+        if override:
+            status = override
+        else:
+            health = self.cluster_health(cluster_id)["status"]
+            status = {"healthy": "active", "degraded": "degraded", "unhealthy": "failed"}[health]
+            if health == "degraded" and all(n.get("ready", True) for n in internal["nodes"]):
+                status = "active"  # busy but whole: load alone does not degrade the cluster
+        node_count = len(internal.get("nodes", []))
+        if doc["status"] != status or doc["node_count"] != node_count:
+            doc["status"] = status
+            doc["node_count"] = node_count
+            doc["updated_at"] = iso()
+            self.store.put("cluster", doc)
+
+    def local_update_cluster(self, cluster_id: str, body: dict[str, Any]) -> Doc:
+        """Out-of-band cluster change: node readiness, node list, status override."""
+        doc = self.get_cluster(cluster_id)
+        internal = self.store.get_internal(cluster_id)
+        nodes: list[Doc] = internal["nodes"]
+        if "nodes" in body and body["nodes"] is not None:
+            nodes = []
+            for i, n in enumerate(body["nodes"]):
+                nodes.append(
+                    {
+                        "name": n.get("name", f"{doc['name']}-node-{i}"),
+                        "cpu": float(n.get("cpu", 8)),
+                        "memory_gb": float(n.get("memory_gb", 32)),
+                        "gpu": int(n.get("gpu", 0)),
+                        "gpu_type": n.get("gpu_type"),
+                        "ready": bool(n.get("ready", True)),
+                    }
+                )
+        if body.get("ready_nodes") is not None:
+            k = int(body["ready_nodes"])
+            for i, n in enumerate(nodes):
+                n["ready"] = i < k
+        internal["nodes"] = nodes
+        if "status" in body:
+            internal["status_override"] = body["status"]
+        self.store.put_internal(cluster_id, internal)
+        self._refresh_cluster_status(cluster_id)
+        self._tick_cluster_deployments(cluster_id)
+        self.wakeup.set()
+        return {**self.get_cluster(cluster_id), "nodes": nodes}
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    def create_deployment(self, body: dict[str, Any]) -> Doc:
+        model = self.store.get("model", body["model_id"])
+        if model is None:
+            raise not_found("model", body["model_id"], "model_id")
+        if model["status"] == "deleting":
+            raise APIError(409, "model_deleting", "Model is being deleted.", "model_id")
+        self.get_cluster(body["cluster_id"])
+        name = body.get("name") or f"{model['name'].lower().replace('/', '-')}"
+        name = "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower()).strip("-")[:63]
+        if not body.get("name"):
+            name = f"{name or 'deployment'}-{secrets.token_hex(3)}"
+        self._name_taken("deployment", name)
+        scaling = dict(body.get("auto_scaling") or {})
+        auto = {
+            "enabled": bool(scaling.get("enabled", False)),
+            "min_replicas": int(scaling.get("min_replicas", 1)),
+            "max_replicas": int(scaling.get("max_replicas", max(1, body.get("replicas", 1)))),
+            "target_cpu": int(scaling.get("target_cpu", 80)),
+            "target_memory": int(scaling.get("target_memory", 80)),
+        }
+        replicas = int(body.get("replicas", 1))
+        if auto["enabled"]:
+            replicas = min(max(replicas, auto["min_replicas"]), auto["max_replicas"])
+        res = dict(body.get("resources") or {})
+        resources = {
+            "cpu": str(res.get("cpu", "1")),
+            "memory": str(res.get("memory", "2Gi")),
+            "gpu": int(res.get("gpu", 0)),
+            "gpu_type": res.get("gpu_type"),
+        }
+        now = iso()
+        doc: Doc = {
+            "object": "deployment",
+            "id": new_id("dep"),
+            "name": name,
+            "model_id": model["id"],
+            "cluster_id": body["cluster_id"],
+            "status": "pending",
+            "replicas": replicas,
+            "ready_replicas": 0,
+            "endpoint_url": None,
+            "auto_scaling": auto,
+            "resources": resources,
+            "error": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.store.insert("deployment", doc, {})
+        self.wakeup.set()
+        return doc
+
+    def get_deployment(self, dep_id: str) -> Doc:
+        return self._get("deployment", dep_id, "deployment_id")
+
+    def _deleting(self, dep_id: str) -> bool:
+        return bool(self.store.get_internal(dep_id).get("delete_at"))
+
+    def update_deployment(self, dep_id: str, body: dict[str, Any]) -> Doc:
+        doc = self.get_deployment(dep_id)
+        if self._deleting(dep_id):
+            raise APIError(409, "deployment_deleting", "Deployment is being deleted.", "deployment_id")
+        auto = doc["auto_scaling"]
+        if body.get("auto_scaling") is not None:
+            auto = {**auto, **body["auto_scaling"]}
+            if auto["min_replicas"] > auto["max_replicas"]:
+                raise APIError(
+                    422,
+                    "invalid_auto_scaling",
+                    "min_replicas must not exceed max_replicas",
+                    "auto_scaling.min_replicas",
+                )
+        if body.get("replicas") is not None and auto["enabled"]:
+            raise APIError(
+                409,
+                "autoscaling_enabled",
+                "Auto-scaling owns replicas for this deployment; disable it to set replicas.",
+                "replicas",
+            )
+        doc["auto_scaling"] = auto
+        new_replicas = doc["replicas"]
+        if body.get("replicas") is not None:
+            new_replicas = int(body["replicas"])
+        if auto["enabled"]:
+            new_replicas = min(max(new_replicas, auto["min_replicas"]), auto["max_replicas"])
+        resources_changed = False
+        if body.get("resources") is not None:
+            new_res = {**doc["resources"], **body["resources"]}
+            resources_changed = new_res != doc["resources"]
+            doc["resources"] = new_res
+        self._set_replicas(doc, new_replicas, force=resources_changed)
+        doc["updated_at"] = iso()
+        self.store.put("deployment", doc)
+        self.wakeup.set()
+        return doc
+
+    def _set_replicas(self, doc: Doc, replicas: int, force: bool = False) -> None:
+        if replicas == doc["replicas"] and not force:
+            return
+        doc["replicas"] = replicas
+        if doc["status"] in ("active", "scaling", "deploying"):
+            internal = self.store.get_internal(doc["id"])
+            internal["phase_until"] = time.time() + self.scaled(self.settings.timings.scale_seconds)
+            self.store.put_internal(doc["id"], internal)
+            if doc["status"] != "deploying":
+                doc["status"] = "scaling"
+
+    def stop_deployment(self, dep_id: str) -> Doc:
+        doc = self.get_deployment(dep_id)
+        if self._deleting(dep_id):
+            raise APIError(409, "deployment_deleting", "Deployment is being deleted.", "deployment_id")
+        doc["status"] = "stopped"
+        doc["ready_replicas"] = 0
+        doc["endpoint_url"] = None
+        doc["error"] = None
+        doc["updated_at"] = iso()
+        self.store.put("deployment", doc)
+        self._refresh_cluster_status(doc["cluster_id"])
+        self.wakeup.set()
+        return doc
+
+    def start_deployment(self, dep_id: str) -> Doc:
+        doc = self.get_deployment(dep_id)
+        if self._deleting(dep_id):
+            raise APIError(409, "deployment_deleting", "Deployment is being deleted.", "deployment_id")
+        if doc["status"] in ("stopped", "failed"):
+            doc["status"] = "pending"
+            doc["error"] = None
+            doc["updated_at"] = iso()
+            self.store.put("deployment", doc)
+            self._tick_deployment(doc, self.store.get_internal(dep_id), time.time())
+            self.wakeup.set()
+        return self.get_deployment(dep_id)
+
+    def delete_deployment(self, dep_id: str) -> Doc:
+        doc = self.get_deployment(dep_id)
+        internal = self.store.get_internal(dep_id)
+        if not internal.get("delete_at"):
+            internal["delete_at"] = time.time() + self.scaled(
+                self.settings.timings.teardown_seconds
+            )
+            doc["status"] = "stopped"
+            doc["ready_replicas"] = 0
+            doc["endpoint_url"] = None
+            doc["updated_at"] = iso()
+            self.store.put("deployment", doc, internal)
+            self.wakeup.set()
+        return doc
+
+    def local_update_deployment(self, dep_id: str, body: dict[str, Any]) -> Doc:
+        """Out-of-band change (drift): write fields as a cluster operator would."""
+        doc = self.get_deployment(dep_id)
+        for key in ("status", "replicas", "ready_replicas", "error", "endpoint_url"):
+            if key in body:
+                doc[key] = body[key]
+        doc["updated_at"] = iso()
+        internal = self.store.get_internal(dep_id)
+        internal["drifted"] = True
+        self.store.put("deployment", doc, internal)
+        return doc
+
+    def _tick_deployment(self, doc: Doc, internal: Doc, now: float) -> None:
+        status = doc["status"]
+        changed = False
+        if internal.get("delete_at"):
+            if now >= internal["delete_at"]:
+                self.store.delete("deployment", doc["id"])
+                self.request_log.pop(doc["id"], None)
+                self._refresh_cluster_status(doc["cluster_id"])
+            return
+        model = self.store.get("model", doc["model_id"])
+        if status in ("pending", "deploying", "active", "scaling") and (
+            model is None or model["status"] == "error"
+        ):
+            why = "model not found" if model is None else f"model failed: {model['error']}"
+            doc.update(status="failed", ready_replicas=0, endpoint_url=None, error=why)
+            changed = True
+        elif status == "pending":
+            if model is None or model["status"] != "available":
+                msg = f"waiting for model '{doc['model_id']}' to become available"
+                if doc["error"] != msg:
+                    doc["error"] = msg
+                    changed = True
+            else:
+                plc, _ = self.placement(doc["cluster_id"])
+                req = Request.from_resources(doc["resources"])
+                placed = plc.place(doc["id"], req, doc["replicas"])
+                if placed < doc["replicas"]:
+                    # Recompute on a fresh placement: place() consumed part of the room.
+                    fresh, _ = self.placement(doc["cluster_id"])
+                    msg = fresh.shortage(req, doc["replicas"])
+                    if doc["error"] != msg:
+                        doc["error"] = msg
+                        changed = True
+                else:
+                    doc.update(status="deploying", error=None)
+                    internal["phase_until"] = now + self.scaled(
+                        self.settings.timings.deploy_seconds
+                    )
+                    self.store.put_internal(doc["id"], internal)
+                    changed = True
+        elif status in ("deploying", "scaling"):
+            if status == "scaling":
+                plc, placed = self.placement(doc["cluster_id"])
+                if placed.get(doc["id"], 0) < doc["replicas"]:
+                    msg = plc.shortage(Request.from_resources(doc["resources"]), 1)
+                    if doc["error"] != msg:
+                        doc["error"] = msg
+                        changed = True
+                    if changed:
+                        doc["updated_at"] = iso()
+                        self.store.put("deployment", doc)
+                    return
+            if now >= internal.get("phase_until", 0):
+                doc.update(
+                    status="active",
+                    ready_replicas=doc["replicas"],
+                    endpoint_url=self.settings.public_url.rstrip("/") + "/v1",
+                    error=None,
+                )
+                changed = True
+        if changed:
+            doc["updated_at"] = iso()
+            self.store.put("deployment", doc)
+            self._refresh_cluster_status(doc["cluster_id"])
+
+    def _tick_cluster_deployments(self, cluster_id: str) -> None:
+        """After node loss, active deployments report only the replicas that still fit."""
+        _, placed = self.placement(cluster_id)
+        for dep in self.store.find("deployment", "cluster_id", cluster_id):
+            if dep["status"] != "active":
+                continue
+            ready = min(placed.get(dep["id"], 0), dep["replicas"])
+            err = None
+            if ready < dep["replicas"]:
+                err = f"only {ready} of {dep['replicas']} replicas fit on the cluster's ready nodes"
+            if dep["ready_replicas"] != ready or dep["error"] != err:
+                dep["ready_replicas"] = ready
+                dep["error"] = err
+                dep["updated_at"] = iso()
+                self.store.put("deployment", dep)
+
+    def record_request(self, dep_id: str) -> None:
+        q = self.request_log.setdefault(dep_id, deque())
+        q.append(time.monotonic())
+
+    def request_rate(self, dep_id: str) -> float:
+        window = self.scaled(self.settings.timings.autoscale_window_seconds)
+        q = self.request_log.get(dep_id)
+        if not q:
+            return 0.0
+        cutoff = time.monotonic() - window
+        while q and q[0] < cutoff:
+            q.popleft()
+        # Rates are per simulated second so speed does not change the replica count reached.
+        return len(q) / window / self.speed
+
+    def _autoscale(self, now: float) -> None:
+        interval = self.scaled(self.settings.timings.autoscale_interval_seconds)
+        if now - self.last_autoscale < interval:
+            return
+        self.last_autoscale = now
+        per_replica = self.settings.timings.requests_per_replica_per_second
+        for dep in self.store.all("deployment"):
+            auto = dep["auto_scaling"]
+            if not auto["enabled"] or dep["status"] != "active":
+                continue
+            rate = self.request_rate(dep["id"])
+            target = per_replica * auto["target_cpu"] / 100.0
+            desired = math.ceil(rate / target) if rate > 0 else 0
+            desired = min(max(desired, auto["min_replicas"]), auto["max_replicas"])
+            if desired != dep["replicas"]:
+                log.info("autoscaler: %s %d -> %d (%.2f req/s)", dep["id"], dep["replicas"], desired, rate)
+                self._set_replicas(dep, desired)
+                dep["updated_at"] = iso()
+                self.store.put("deployment", dep)
+
+    # -- scheduler -----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = time.time()
+        self._tick_models(now)
+        for doc, internal in self.store.all_with_internal("deployment"):
+            if doc["status"] in ("pending", "deploying", "scaling", "active") or internal.get(
+                "delete_at"
+            ):
+                self._tick_deployment(doc, internal, now)
+        for cluster in self.store.all("cluster"):
+            self._tick_cluster_deployments(cluster["id"])
+            self._refresh_cluster_status(cluster["id"])
+        self._autoscale(now)
+        from budai_gateway.engine import ensure_runners
+
+        ensure_runners(self)
+
+    async def run_scheduler(self) -> None:
+        tick = self.settings.timings.tick_seconds
+        last_expire = 0.0
+        while True:
+            try:
+                self.tick()
+                if time.time() - last_expire > 300:
+                    last_expire = time.time()
+                    self.store.idem_expire(self.settings.idempotency_ttl_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler tick failed")
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=tick)
+            except TimeoutError:
+                pass
+            self.wakeup.clear()
+
+    async def settle(self, kind: str, obj_id: str, until: set[str], timeout: float) -> Doc | None:
+        """Wait until an object reaches one of ``until`` statuses (None once it is gone)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.store.get(kind, obj_id)
+            if doc is None or doc["status"] in until:
+                if doc is not None and kind == "deployment" and self._deleting(obj_id):
+                    pass
+                else:
+                    return doc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{kind} {obj_id} did not settle within {timeout:g}s")
+            await asyncio.sleep(min(0.02, self.settings.timings.tick_seconds))
+
+    def reset(self) -> None:
+        for task in [*self.downloads.values(), *self.runners.values()]:
+            task.cancel()
+        self.downloads.clear()
+        self.runners.clear()
+        self.request_log.clear()
+        self.store.clear()
+        shutil.rmtree(self.data_dir / "models", ignore_errors=True)
+        self.seed()
+
+    # -- pipelines and executions --------------------------------------------------------------
+
+    def create_pipeline(self, body: dict[str, Any]) -> Doc:
+        self._name_taken("pipeline", body["name"])
+        now = iso()
+        doc = {
+            "object": "pipeline",
+            "id": new_id("pipe"),
+            "name": body["name"],
+            "description": body.get("description"),
+            "definition": body["definition"],
+            "status": "active",
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.store.insert("pipeline", doc)
+        return doc
+
+    def get_pipeline(self, pipe_id: str) -> Doc:
+        return self._get("pipeline", pipe_id, "pipeline_id")
+
+    def update_pipeline(self, pipe_id: str, body: dict[str, Any]) -> Doc:
+        doc = self.get_pipeline(pipe_id)
+        if body.get("name") is not None:
+            self._name_taken("pipeline", body["name"], exclude=pipe_id)
+        for key in ("name", "description", "definition", "status"):
+            if body.get(key) is not None:
+                doc[key] = body[key]
+        doc["updated_at"] = iso()
+        self.store.put("pipeline", doc)
+        return doc
+
+    def delete_pipeline(self, pipe_id: str) -> Doc:
+        self.get_pipeline(pipe_id)
+        self.store.delete("pipeline", pipe_id)
+        return {"id": pipe_id, "object": "pipeline", "deleted": True}
+
+    def _execution_view(self, doc: Doc) -> Doc:
+        steps = self.store.steps(doc["id"])
+        doc = dict(doc)
+        doc["steps"] = {s["id"]: s for s in steps}
+        doc["outputs"] = {s["id"]: s["output"] for s in steps if s["status"] == "completed"}
+        return doc
+
+    def get_execution(self, exec_id: str) -> Doc:
+        return self._execution_view(self._get("execution", exec_id, "execution_id"))
+
+    def create_execution(self, body: dict[str, Any]) -> Doc:
+        pipe = self.get_pipeline(body["pipeline_id"])
+        if pipe["status"] != "active":
+            raise APIError(
+                409,
+                "pipeline_not_active",
+                f"Pipeline '{pipe['id']}' is {pipe['status']}; only active pipelines run.",
+                "pipeline_id",
+            )
+        now = iso()
+        doc: Doc = {
+            "object": "execution",
+            "id": new_id("exec"),
+            "pipeline_id": pipe["id"],
+            "status": "pending",
+            "params": dict(body.get("params") or {}),
+            "started_at": None,
+            "completed_at": None,
+            "duration_seconds": None,
+            "error": None,
+            "created_at": now,
+        }
+        steps = [
+            {
+                "id": s["id"],
+                "action": s["action"],
+                "status": "pending",
+                "output": None,
+                "error": None,
+                "attempts": 0,
+                "started_at": None,
+                "completed_at": None,
+                "duration_seconds": None,
+            }
+            for s in pipe["definition"]["steps"]
+        ]
+        self.store.insert("execution", doc, {"definition": pipe["definition"]})
+        self.store.insert_steps(doc["id"], steps)
+        from budai_gateway.engine import start_runner
+
+        start_runner(self, doc["id"])
+        return self._execution_view(doc)
+
+    async def cancel_execution(self, exec_id: str) -> Doc:
+        doc = self._get("execution", exec_id, "execution_id")
+        if doc["status"] in TERMINAL_EXEC:
+            raise APIError(
+                409,
+                "execution_finished",
+                f"Execution '{exec_id}' is already {doc['status']}.",
+                "execution_id",
+            )
+        internal = self.store.get_internal(exec_id)
+        internal["cancel_requested"] = True
+        self.store.put_internal(exec_id, internal)
+        from budai_gateway.engine import request_cancel
+
+        request_cancel(self, exec_id)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            cur = self._get("execution", exec_id, "execution_id")
+            if cur["status"] in TERMINAL_EXEC:
+                break
+            await asyncio.sleep(0.01)
+        return self.get_execution(exec_id)

@@ -1,0 +1,246 @@
+"""SQLite persistence for the gateway: JSON documents per kind, execution steps, idempotency keys.
+
+One connection in WAL mode shared by the event loop. Every write commits at once, so whatever
+the API acknowledged survives ``kill -9`` (WAL with ``synchronous=NORMAL`` loses nothing on a
+process crash; only a power loss could drop the last transactions).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    internal TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS objects_kind ON objects(kind, seq);
+CREATE TABLE IF NOT EXISTS steps (
+    execution_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (execution_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key_hash TEXT NOT NULL,
+    idem_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (key_hash, idem_key)
+);
+CREATE TABLE IF NOT EXISTS kv (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+Doc = dict[str, Any]
+
+
+class Store:
+    """Thread-safe access to the gateway database (documents are plain JSON dicts)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write (BEGIN IMMEDIATE ... COMMIT)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def insert(self, kind: str, doc: Doc, internal: Doc | None = None) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO objects(id, kind, data, internal) VALUES (?, ?, ?, ?)",
+                (doc["id"], kind, json.dumps(doc), json.dumps(internal or {})),
+            )
+
+    def get(self, kind: str, obj_id: str) -> Doc | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT data FROM objects WHERE id = ? AND kind = ?", (obj_id, kind)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def get_internal(self, obj_id: str) -> Doc:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT internal FROM objects WHERE id = ?", (obj_id,)
+            ).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+    def put(self, kind: str, doc: Doc, internal: Doc | None = None) -> None:
+        """Replace an existing document (and its internal state when given)."""
+        with self.transaction() as c:
+            if internal is None:
+                c.execute(
+                    "UPDATE objects SET data = ? WHERE id = ? AND kind = ?",
+                    (json.dumps(doc), doc["id"], kind),
+                )
+            else:
+                c.execute(
+                    "UPDATE objects SET data = ?, internal = ? WHERE id = ? AND kind = ?",
+                    (json.dumps(doc), json.dumps(internal), doc["id"], kind),
+                )
+
+    def put_internal(self, obj_id: str, internal: Doc) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE objects SET internal = ? WHERE id = ?", (json.dumps(internal), obj_id))
+
+    def delete(self, kind: str, obj_id: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM objects WHERE id = ? AND kind = ?", (obj_id, kind))
+            if kind == "execution":
+                c.execute("DELETE FROM steps WHERE execution_id = ?", (obj_id,))
+
+    def all(self, kind: str) -> list[Doc]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT data FROM objects WHERE kind = ? ORDER BY seq", (kind,)
+            ).fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
+    def all_with_internal(self, kind: str) -> list[tuple[Doc, Doc]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT data, internal FROM objects WHERE kind = ? ORDER BY seq", (kind,)
+            ).fetchall()
+        return [(dict(json.loads(r[0])), dict(json.loads(r[1]))) for r in rows]
+
+    def find(self, kind: str, field: str, value: Any) -> list[Doc]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT data FROM objects WHERE kind = ? AND json_extract(data, '$.{field}') = ?"  # noqa: S608
+                " ORDER BY seq",
+                (kind, value),
+            ).fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
+    def page(
+        self, kind: str, filters: dict[str, Any], after: str | None, limit: int
+    ) -> tuple[list[Doc], bool] | None:
+        """A page in creation order; ``None`` when the ``after`` cursor is unknown."""
+        sql = "SELECT data FROM objects WHERE kind = ?"
+        args: list[Any] = [kind]
+        with self._lock:
+            if after is not None:
+                row = self._conn.execute(
+                    "SELECT seq FROM objects WHERE id = ? AND kind = ?", (after, kind)
+                ).fetchone()
+                if row is None:
+                    return None
+                sql += " AND seq > ?"
+                args.append(row[0])
+            for name, value in filters.items():
+                # Field names come from a fixed allow-list per collection, never from the client.
+                sql += f" AND json_extract(data, '$.{name}') = ?"
+                args.append(value)
+            sql += " ORDER BY seq LIMIT ?"
+            args.append(limit + 1)
+            rows = self._conn.execute(sql, args).fetchall()
+        docs = [dict(json.loads(r[0])) for r in rows]
+        return docs[:limit], len(docs) > limit
+
+    def clear(self) -> None:
+        with self.transaction() as c:
+            for table in ("objects", "steps", "idempotency", "kv"):
+                c.execute(f"DELETE FROM {table}")  # noqa: S608
+
+    # -- execution steps -----------------------------------------------------------------------
+
+    def insert_steps(self, execution_id: str, steps: Sequence[Doc]) -> None:
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO steps(execution_id, step_id, position, data) VALUES (?, ?, ?, ?)",
+                [(execution_id, s["id"], i, json.dumps(s)) for i, s in enumerate(steps)],
+            )
+
+    def put_step(self, execution_id: str, step: Doc) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE steps SET data = ? WHERE execution_id = ? AND step_id = ?",
+                (json.dumps(step), execution_id, step["id"]),
+            )
+
+    def put_steps(self, execution_id: str, steps: Sequence[Doc]) -> None:
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE steps SET data = ? WHERE execution_id = ? AND step_id = ?",
+                [(json.dumps(s), execution_id, s["id"]) for s in steps],
+            )
+
+    def steps(self, execution_id: str) -> list[Doc]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT data FROM steps WHERE execution_id = ? ORDER BY position", (execution_id,)
+            ).fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
+    # -- idempotency ---------------------------------------------------------------------------
+
+    def idem_get(self, key_hash: str, idem_key: str, ttl: float) -> tuple[str, int, Doc, bytes] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT fingerprint, status, headers, body, created FROM idempotency"
+                " WHERE key_hash = ? AND idem_key = ?",
+                (key_hash, idem_key),
+            ).fetchone()
+        if row is None or row[4] < time.time() - ttl:
+            return None
+        return str(row[0]), int(row[1]), dict(json.loads(row[2])), bytes(row[3])
+
+    def idem_put(
+        self, key_hash: str, idem_key: str, fingerprint: str, status: int, headers: Doc, body: bytes
+    ) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key_hash, idem_key, fingerprint, status, json.dumps(headers), body, time.time()),
+            )
+
+    def idem_expire(self, ttl: float) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM idempotency WHERE created < ?", (time.time() - ttl,))
+
+    # -- small values --------------------------------------------------------------------------
+
+    def kv_get(self, name: str) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def kv_set(self, name: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (name, json.dumps(value)))
