@@ -39,6 +39,10 @@ __all__ = ["AsyncBudClient", "BudClient"]
 T = TypeVar("T")
 log = logging.getLogger("budai")
 
+# Indirections so tests can observe retry delays without waiting for them.
+_sleep = time.sleep
+_async_sleep = asyncio.sleep
+
 _RESOURCES = ("chat", "models", "deployments", "clusters", "pipelines", "executions")
 _DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
@@ -374,7 +378,7 @@ class BudClient(_ClientConfig):
                 if not decision.retry:
                     raise self._status_error(response)
                 self._log_retry(method, path, f"HTTP {response.status_code}", decision, retries)
-            time.sleep(decision.delay)
+            _sleep(decision.delay)
             retries += 1
 
     def _request(
@@ -589,7 +593,7 @@ class AsyncBudClient(_ClientConfig):
                 if not decision.retry:
                     raise self._status_error(response)
                 self._log_retry(method, path, f"HTTP {response.status_code}", decision, retries)
-            await asyncio.sleep(decision.delay)
+            await _async_sleep(decision.delay)
             retries += 1
 
     async def _request(
