@@ -1,0 +1,375 @@
+"""Decisions for `BudDeployment`: create on the cluster, hold replicas (unless the autoscaler owns
+them), stop/start, mirror rollout and cluster health into status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..models import BudDeploymentSpec
+from . import conditions as c
+from . import quantity
+from .common import (
+    Action,
+    Ctx,
+    Event,
+    Observation,
+    Plan,
+    base_status,
+    current_id,
+    default_remote_name,
+    in_flight_plan,
+    paused_plan,
+    ready_plan,
+    stalled_plan,
+    stalled_status,
+    strip_none,
+    with_conditions,
+)
+from .model import set_fields
+from .polling import ANN_EXTERNAL_ID, poll_interval
+
+
+def auto_scaling_body(spec: BudDeploymentSpec) -> dict[str, Any] | None:
+    """The API's `auto_scaling` object for the spec, or None when the spec has none."""
+    a = spec.auto_scaling
+    if a is None:
+        return None
+    return strip_none(
+        {
+            "enabled": a.enabled,
+            "min_replicas": a.min_replicas,
+            "max_replicas": a.max_replicas,
+            "target_cpu": a.target_cpu,
+            "target_memory": a.target_memory,
+        }
+    )
+
+
+def resources_body(spec: BudDeploymentSpec) -> dict[str, Any] | None:
+    """The API's `resources` object (quantities as strings)."""
+    r = spec.resources
+    if r is None:
+        return None
+    return strip_none(
+        {
+            "cpu": None if r.cpu is None else str(r.cpu),
+            "memory": None if r.memory is None else str(r.memory),
+            "gpu": r.gpu,
+            "gpu_type": r.gpu_type,
+        }
+    )
+
+
+def autoscaling_on(spec: BudDeploymentSpec) -> bool:
+    """Whether the gateway owns the replica count."""
+    return bool(spec.auto_scaling and spec.auto_scaling.enabled)
+
+
+def _auto_scaling_differs(want: Mapping[str, Any], have: Mapping[str, Any] | None) -> bool:
+    have = have or {}
+    if bool(want.get("enabled")) != bool(have.get("enabled")):
+        return True
+    return any(have.get(k) != v for k, v in want.items() if k != "enabled")
+
+
+def _resources_differ(want: Mapping[str, Any], have: Mapping[str, Any] | None) -> bool:
+    have = have or {}
+    for key, value in want.items():
+        if key in ("cpu", "memory"):
+            if not quantity.same(value, have.get(key)):
+                return True
+        elif have.get(key) != value:
+            return True
+    return False
+
+
+def _cluster_status(
+    cluster_id: str, cluster: Mapping[str, Any] | None, health: Mapping[str, Any] | None, now: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": cluster_id}
+    if cluster:
+        set_fields(
+            out,
+            name=cluster.get("name"),
+            state=cluster.get("status"),
+            nodeCount=cluster.get("node_count"),
+        )
+    if health:
+        res = health.get("available_resources") or {}
+        set_fields(
+            out,
+            health=health.get("status"),
+            nodeCount=health.get("node_count"),
+            availableResources=strip_none(
+                {
+                    "cpu": None if res.get("cpu") is None else str(res.get("cpu")),
+                    "memoryGb": res.get("memory_gb"),
+                    "gpuCount": res.get("gpu_count"),
+                    "gpuTypes": res.get("gpu_types"),
+                }
+            )
+            or None,
+            lastCheckTime=now,
+        )
+    return out
+
+
+def reconcile_deployment(
+    ctx: Ctx,
+    spec: BudDeploymentSpec,
+    obs: Observation,
+    *,
+    model_id: str | None,
+    model_wait: str | None = None,
+    cluster: Mapping[str, Any] | None = None,
+    health: Mapping[str, Any] | None = None,
+) -> Plan:
+    """One level-based decision for a BudDeployment.
+
+    `model_id` is the resolved model (spec.modelId, or the referenced BudModel's id); when it is
+    None, `model_wait` says why. `cluster` and `health` are the cluster and its health as last read.
+    """
+    if ctx.paused:
+        return paused_plan(ctx)
+    known_id = current_id(ctx, spec.external_id)
+    remote = obs.remote
+    name = default_remote_name(ctx, spec.name)
+    if remote is None:
+        if spec.external_id:
+            return stalled_plan(
+                ctx,
+                "RemoteNotFound",
+                f"the adopted deployment {spec.external_id} does not exist in the gateway",
+            )
+        if model_id is None:
+            message = model_wait or "waiting for the model"
+            status = base_status(ctx)
+            in_flight_plan(
+                ctx,
+                status,
+                "WaitingForModel",
+                message,
+                c.cond(c.REPLICAS_READY, False, "WaitingForModel", message),
+            )
+            return Plan(
+                status=status,
+                requeue_after=poll_interval(ctx.annotations, in_flight=True, jitter=ctx.jitter),
+            )
+        body = strip_none(
+            {
+                "name": name,
+                "model_id": model_id,
+                "cluster_id": spec.cluster_id,
+                "replicas": None if autoscaling_on(spec) else spec.replicas,
+                "auto_scaling": auto_scaling_body(spec),
+                "resources": resources_body(spec),
+            }
+        )
+        action = Action(
+            "create",
+            body=body,
+            idempotency_key=ctx.idempotency_key("create", body),
+            reason="Creating",
+            message=f"creating remote deployment {name} on cluster {spec.cluster_id}",
+        )
+        status = base_status(ctx)
+        events = []
+        if obs.gone and known_id:
+            status.pop("id", None)
+            events.append(
+                Event(
+                    "Warning",
+                    "RemoteNotFound",
+                    f"the remote deployment {known_id} disappeared; creating it again",
+                )
+            )
+        in_flight_plan(
+            ctx,
+            status,
+            "Creating",
+            action.message,
+            c.cond(c.REPLICAS_READY, False, "Creating", action.message),
+        )
+        return Plan(status=status, actions=[action], events=events, requeue_after=2.0)
+
+    remote_id = str(remote.get("id"))
+    if obs.via == "name" and (
+        (model_id is not None and remote.get("model_id") != model_id)
+        or remote.get("cluster_id") != spec.cluster_id
+    ):
+        return stalled_plan(
+            ctx,
+            "NameConflict",
+            f"a remote deployment named {remote.get('name')} ({remote_id}) exists for model "
+            f"{remote.get('model_id')} on cluster {remote.get('cluster_id')}; set spec.name to a "
+            "free name or adopt it with spec.externalId",
+        )
+    plan = Plan(status=base_status(ctx))
+    if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
+        plan.annotations[ANN_EXTERNAL_ID] = remote_id
+    if obs.via == "name":
+        plan.events.append(Event("Normal", "Found", f"found remote deployment {remote_id} by name"))
+    if obs.via == "action" and not known_id:
+        plan.events.append(Event("Normal", "Created", f"created remote deployment {remote_id}"))
+
+    state = remote.get("status")
+    mismatch = []
+    if model_id is not None and remote.get("model_id") != model_id:
+        mismatch.append(f"model {remote.get('model_id')} (spec wants {model_id})")
+    if remote.get("cluster_id") != spec.cluster_id:
+        mismatch.append(f"cluster {remote.get('cluster_id')} (spec wants {spec.cluster_id})")
+    if mismatch:
+        message = (
+            f"the remote deployment {remote_id} runs "
+            + " and ".join(mismatch)
+            + "; a deployment cannot move: create a new BudDeployment instead"
+        )
+        status = stalled_status(ctx, plan.status, "SpecMismatch", message)
+        plan.events.append(Event("Warning", "SpecMismatch", message))
+        plan.status = status
+        return plan
+
+    drift = not ctx.spec_changed
+    nonce = str(remote.get("updated_at"))
+
+    def add(op: Any, body: Mapping[str, Any], what: str) -> None:
+        message = (
+            f"remote deployment {remote_id} drifted ({what}); putting the spec back"
+            if drift
+            else f"updating remote deployment {remote_id}: {what}"
+        )
+        plan.actions.append(
+            Action(
+                op,
+                body=body,
+                target_id=remote_id,
+                idempotency_key=ctx.idempotency_key(op, body, nonce),
+                reason="DriftCorrected" if drift else "Updating",
+                message=message,
+            )
+        )
+
+    busy = state in ("deleting",)
+    if not busy:
+        if spec.stopped and state != "stopped":
+            add("stop", {}, "stopping")
+        elif not spec.stopped and state == "stopped":
+            add("start", {}, "starting")
+        patch: dict[str, Any] = {}
+        want_as = auto_scaling_body(spec)
+        if want_as is not None and _auto_scaling_differs(want_as, remote.get("auto_scaling")):
+            patch["auto_scaling"] = want_as
+        elif want_as is None and (remote.get("auto_scaling") or {}).get("enabled"):
+            patch["auto_scaling"] = {"enabled": False}
+        want_res = resources_body(spec)
+        if want_res is not None and _resources_differ(want_res, remote.get("resources")):
+            patch["resources"] = want_res
+        # The autoscaler owns replicas while enabled: never write them back then.
+        if (
+            not autoscaling_on(spec)
+            and not spec.stopped
+            and remote.get("replicas") != spec.replicas
+        ):
+            patch["replicas"] = spec.replicas
+        if patch:
+            what = ", ".join(
+                f"replicas {remote.get('replicas')} -> {spec.replicas}" if k == "replicas" else k
+                for k in sorted(patch)
+            )
+            add("update", patch, what)
+
+    now = c.rfc3339(ctx.now)
+    status = plan.status
+    ready = int(remote.get("ready_replicas") or 0)
+    desired = remote.get("replicas")
+    remote_as = remote.get("auto_scaling")
+    set_fields(
+        status,
+        id=remote_id,
+        state=state,
+        replicas=ready,
+        desiredReplicas=desired,
+        endpointUrl=remote.get("endpoint_url") or None,
+        modelId=remote.get("model_id"),
+        error=remote.get("error"),
+        autoScaling=strip_none(
+            {
+                "enabled": remote_as.get("enabled"),
+                "minReplicas": remote_as.get("min_replicas"),
+                "maxReplicas": remote_as.get("max_replicas"),
+                "targetCPU": remote_as.get("target_cpu"),
+                "targetMemory": remote_as.get("target_memory"),
+            }
+        )
+        if isinstance(remote_as, Mapping)
+        else None,
+        cluster=_cluster_status(spec.cluster_id, cluster, health, now),
+        lastSyncTime=now,
+    )
+
+    health_state = (health or {}).get("status")
+    if health_state == "healthy":
+        cluster_cond = c.cond(c.CLUSTER_HEALTHY, True, "Healthy", "the cluster is healthy")
+    elif health_state in ("degraded", "unhealthy"):
+        nodes = (health or {}).get("node_count")
+        cluster_cond = c.cond(
+            c.CLUSTER_HEALTHY,
+            False,
+            health_state.capitalize(),
+            f"cluster {spec.cluster_id} is {health_state} ({nodes} ready nodes)",
+        )
+    else:
+        cluster_cond = c.cond(
+            c.CLUSTER_HEALTHY, "Unknown", "Unknown", "cluster health not read yet"
+        )
+
+    if state == "stopped" and spec.stopped:
+        replicas_cond = c.cond(c.REPLICAS_READY, False, "Stopped", "the deployment is stopped")
+    elif desired is not None and ready >= max(int(desired), 1):
+        replicas_cond = c.cond(c.REPLICAS_READY, True, "ReplicasReady", f"{ready}/{desired} ready")
+    else:
+        replicas_cond = c.cond(
+            c.REPLICAS_READY, False, "ReplicasNotReady", f"{ready}/{desired} ready"
+        )
+
+    in_flight = bool(plan.actions) or state in ("pending", "deploying", "scaling", "deleting")
+    in_flight = in_flight or (state == "active" and desired is not None and ready != desired)
+    if state == "failed":
+        message = f"the deployment failed: {remote.get('error') or 'no reason given'}"
+        stalled_status(ctx, status, "DeploymentFailed", message, replicas_cond, cluster_cond)
+    elif state == "stopped" and spec.stopped and not plan.actions:
+        with_conditions(
+            ctx,
+            status,
+            c.cond(c.READY, False, "Stopped", "spec.stopped is true"),
+            c.cond(c.RECONCILING, False, "Stopped"),
+            c.cond(c.STALLED, False, "Stopped"),
+            c.cond(c.SYNCED, True, "ReconcileSuccess", "the remote object matches the spec"),
+            replicas_cond,
+            cluster_cond,
+        )
+    elif health_state == "unhealthy":
+        message = f"cluster {spec.cluster_id} is unhealthy: the deployment cannot serve"
+        in_flight_plan(ctx, status, "ClusterUnhealthy", message, replicas_cond, cluster_cond)
+        in_flight = True
+    elif state == "active" and ready >= 1 and not plan.actions:
+        ready_plan(
+            ctx,
+            status,
+            "Active",
+            f"serving with {ready}/{desired} replicas ready",
+            replicas_cond,
+            cluster_cond,
+        )
+    else:
+        if plan.actions:
+            reason, message = "Updating", plan.actions[0].message
+        elif state == "pending" and remote.get("error"):
+            reason, message = "Pending", f"pending: {remote.get('error')}"
+        else:
+            reason = (state or "Unknown").capitalize()
+            message = f"the deployment is {state} ({ready}/{desired} replicas ready)"
+        in_flight_plan(ctx, status, reason, message, replicas_cond, cluster_cond)
+    plan.requeue_after = poll_interval(ctx.annotations, in_flight=in_flight, jitter=ctx.jitter)
+    return plan

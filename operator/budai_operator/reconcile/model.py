@@ -1,0 +1,248 @@
+"""Decisions for `BudModel`: create or adopt the remote model, keep metadata in line, mirror the
+download into status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..models import BudModelSpec
+from . import conditions as c
+from .common import (
+    Action,
+    Ctx,
+    Event,
+    Observation,
+    Plan,
+    base_status,
+    current_id,
+    default_remote_name,
+    in_flight_plan,
+    paused_plan,
+    ready_plan,
+    stalled_plan,
+    stalled_status,
+    strip_none,
+)
+from .polling import ANN_EXTERNAL_ID, poll_interval
+
+# Stamped into the metadata of models the operator creates: a name clash with someone else's
+# model is then told apart from our own create whose response was lost.
+IDENTITY_KEY = "bud.studio/uid"
+
+
+def set_fields(status: dict[str, Any], **fields: Any) -> None:
+    """Set status fields, removing those whose value is None."""
+    for key, value in fields.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+
+
+def desired_metadata(ctx: Ctx, spec: BudModelSpec) -> dict[str, Any]:
+    """Metadata the remote model must carry: the spec's keys plus our identity marker."""
+    wanted = dict(spec.metadata or {})
+    if not spec.external_id:
+        wanted[IDENTITY_KEY] = ctx.uid
+    return wanted
+
+
+def create_action(ctx: Ctx, spec: BudModelSpec) -> Action:
+    """The POST /models call for this resource."""
+    name = default_remote_name(ctx, spec.name)
+    body = strip_none(
+        {
+            "name": name,
+            "source": spec.source.value,
+            "uri": spec.uri,
+            "metadata": desired_metadata(ctx, spec),
+        }
+    )
+    return Action(
+        "create",
+        body=body,
+        idempotency_key=ctx.idempotency_key("create", body),
+        reason="Creating",
+        message=f"creating remote model {name}",
+    )
+
+
+def identity_problem(ctx: Ctx, spec: BudModelSpec, remote: Mapping[str, Any]) -> str | None:
+    """Why a model found by name is not ours to manage, or None when it is."""
+    marker = (remote.get("metadata") or {}).get(IDENTITY_KEY)
+    if marker and marker != ctx.uid:
+        return (
+            f"a remote model named {remote.get('name')} ({remote.get('id')}) belongs to another "
+            f"resource (uid {marker}); set spec.name to a free name"
+        )
+    if remote.get("source") != spec.source.value or remote.get("uri") != spec.uri:
+        return (
+            f"a remote model named {remote.get('name')} ({remote.get('id')}) exists with source "
+            f"{remote.get('source')} and uri {remote.get('uri')}; set spec.name to a free name or "
+            f"adopt it with spec.externalId"
+        )
+    return None
+
+
+def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
+    """One level-based decision for a BudModel."""
+    if ctx.paused:
+        return paused_plan(ctx)
+    known_id = current_id(ctx, spec.external_id)
+    remote = obs.remote
+    if remote is None:
+        if spec.external_id:
+            return stalled_plan(
+                ctx,
+                "RemoteNotFound",
+                f"the adopted model {spec.external_id} does not exist in the gateway; "
+                "recreate this resource without spec.externalId to let the operator create one",
+            )
+        action = create_action(ctx, spec)
+        status = base_status(ctx)
+        events = []
+        if obs.gone and known_id:
+            status.pop("id", None)
+            events.append(
+                Event(
+                    "Warning",
+                    "RemoteNotFound",
+                    f"the remote model {known_id} disappeared; creating it again",
+                )
+            )
+        in_flight_plan(
+            ctx,
+            status,
+            "Creating",
+            action.message,
+            c.cond(c.MODEL_AVAILABLE, False, "Creating", action.message),
+        )
+        return Plan(status=status, actions=[action], events=events, requeue_after=2.0)
+
+    if obs.via == "name":
+        problem = identity_problem(ctx, spec, remote)
+        if problem:
+            return stalled_plan(ctx, "NameConflict", problem)
+    if spec.external_id and (
+        remote.get("source") != spec.source.value or remote.get("uri") != spec.uri
+    ):
+        message = (
+            f"the adopted model {spec.external_id} has source {remote.get('source')} and uri "
+            f"{remote.get('uri')}, which cannot change remotely; make the spec match"
+        )
+        status = stalled_status(ctx, base_status(ctx), "SpecMismatch", message)
+        return Plan(status=status, events=[Event("Warning", "SpecMismatch", message)])
+
+    remote_id = str(remote.get("id"))
+    plan = Plan(status=base_status(ctx))
+    if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
+        plan.annotations[ANN_EXTERNAL_ID] = remote_id
+    if obs.via == "name":
+        plan.events.append(
+            Event("Normal", "Found", f"found remote model {remote_id} by name; managing it")
+        )
+    if obs.via == "action" and not known_id:
+        plan.events.append(Event("Normal", "Created", f"created remote model {remote_id}"))
+
+    # Drift: only keys the spec owns; the gateway may add its own metadata keys.
+    remote_meta = dict(remote.get("metadata") or {})
+    wanted_meta = desired_metadata(ctx, spec)
+    patch: dict[str, Any] = {}
+    if any(remote_meta.get(k) != v for k, v in wanted_meta.items()):
+        patch["metadata"] = {**remote_meta, **wanted_meta}
+    wanted_name = default_remote_name(ctx, spec.name)
+    if not spec.external_id and remote.get("name") != wanted_name:
+        patch["name"] = wanted_name
+    if patch and remote.get("status") != "deleting":
+        drift = not ctx.spec_changed
+        what = ", ".join(sorted(patch))
+        message = (
+            f"remote model {remote_id} drifted ({what}); putting the spec back"
+            if drift
+            else f"updating remote model {remote_id} ({what})"
+        )
+        plan.actions.append(
+            Action(
+                "update",
+                body=patch,
+                target_id=remote_id,
+                idempotency_key=ctx.idempotency_key("update", patch, str(remote.get("updated_at"))),
+                reason="DriftCorrected" if drift else "Updating",
+                message=message,
+            )
+        )
+
+    status = plan.status
+    state = remote.get("status")
+    set_fields(
+        status,
+        id=remote_id,
+        state=state,
+        sizeBytes=remote.get("size_bytes"),
+        progressPercent=remote.get("progress_percent"),
+        error=remote.get("error"),
+        lastSyncTime=c.rfc3339(ctx.now),
+    )
+    in_flight = bool(plan.actions)
+    if state == "available":
+        if plan.actions:
+            in_flight_plan(
+                ctx,
+                status,
+                "Updating",
+                plan.actions[0].message,
+                c.cond(c.MODEL_AVAILABLE, True, "Available", "the model is available"),
+            )
+        else:
+            ready_plan(
+                ctx,
+                status,
+                "Available",
+                "the model is available",
+                c.cond(c.MODEL_AVAILABLE, True, "Available", "the model is available"),
+            )
+    elif state == "downloading":
+        progress = remote.get("progress_percent")
+        message = "downloading" + (
+            f" ({progress:.0f}%)" if isinstance(progress, int | float) else ""
+        )
+        in_flight_plan(
+            ctx,
+            status,
+            "Downloading",
+            message,
+            c.cond(c.MODEL_AVAILABLE, False, "Downloading", message),
+        )
+        in_flight = True
+    elif state == "error":
+        message = f"the gateway reports the model failed: {remote.get('error') or 'unknown error'}"
+        stalled_status(
+            ctx,
+            status,
+            "ModelError",
+            message,
+            c.cond(c.MODEL_AVAILABLE, False, "ModelError", message),
+        )
+    elif state == "deleting":
+        message = "the remote model is being deleted"
+        in_flight_plan(
+            ctx,
+            status,
+            "RemoteDeleting",
+            message,
+            c.cond(c.MODEL_AVAILABLE, False, "Deleting", message),
+        )
+        in_flight = True
+    else:
+        message = f"the gateway reports state {state!r}"
+        in_flight_plan(
+            ctx,
+            status,
+            "Unknown",
+            message,
+            c.cond(c.MODEL_AVAILABLE, "Unknown", "Unknown", message),
+        )
+        in_flight = True
+    plan.requeue_after = poll_interval(ctx.annotations, in_flight=in_flight, jitter=ctx.jitter)
+    return plan
