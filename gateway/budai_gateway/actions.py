@@ -91,7 +91,12 @@ def _wait_flag(p: dict[str, Any]) -> tuple[bool, float]:
 
 
 async def model_add(gw: Gateway, p: dict[str, Any]) -> Any:
-    body = {"name": p["name"], "source": p["source"], "uri": p["uri"], "metadata": p.get("metadata")}
+    body = {
+        "name": p["name"],
+        "source": p["source"],
+        "uri": p["uri"],
+        "metadata": p.get("metadata"),
+    }
     from budai_gateway.schemas import ModelCreate
 
     try:
@@ -127,7 +132,7 @@ async def model_delete(gw: Gateway, p: dict[str, Any]) -> Any:
 async def deployment_create(gw: Gateway, p: dict[str, Any]) -> Any:
     from budai_gateway.schemas import DeploymentCreate
 
-    body = {
+    body: dict[str, Any] = {
         k: p[k]
         for k in ("model_id", "cluster_id", "name", "replicas", "resources", "auto_scaling")
         if k in p

@@ -53,9 +53,17 @@ def _rid(request: Request) -> str:
     return str(getattr(request.state, "request_id", "req_unknown"))
 
 
-def _err(request: Request, status: int, code: str, msg: str, param: str | None,
-         headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, code, msg, param, _rid(request)), status, headers=headers)
+def _err(
+    request: Request,
+    status: int,
+    code: str,
+    msg: str,
+    param: str | None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(status, code, msg, param, _rid(request)), status, headers=headers
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -109,16 +117,27 @@ def create_app(settings: Settings) -> FastAPI:
             text += f" (and {len(errors) - 1} more problem(s))"
         if loc and loc[0] in ("query", "path", "header"):
             return _err(request, 400, "invalid_parameter", text, param)
-        if loc == ("body",) and first.get("type") in ("missing", "model_attributes_type", "dict_type"):
+        if loc == ("body",) and first.get("type") in (
+            "missing",
+            "model_attributes_type",
+            "dict_type",
+        ):
             return _err(request, 400, "invalid_body", "Request body must be a JSON object.", None)
         return _err(request, 422, "invalid_value", text, param)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        msg = str(exc.detail) if exc.status_code not in (404, 405) else (
-            f"No route {request.method} {request.url.path}." if exc.status_code == 404
-            else f"Method {request.method} is not allowed on {request.url.path}."
+        code = {404: "route_not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        msg = (
+            str(exc.detail)
+            if exc.status_code not in (404, 405)
+            else (
+                f"No route {request.method} {request.url.path}."
+                if exc.status_code == 404
+                else f"Method {request.method} is not allowed on {request.url.path}."
+            )
         )
         return _err(request, exc.status_code, code, msg, None)
 
@@ -156,8 +175,13 @@ def _api_router(gw: Gateway) -> APIRouter:
         response_model=S.ChatCompletion,
         tags=["chat"],
         dependencies=auth,
-        responses={200: {"content": {"text/event-stream": {}}, "description": "A completion, "
-                         "or an SSE stream of chat.completion.chunk when stream is true"}},
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "A completion, "
+                "or an SSE stream of chat.completion.chunk when stream is true",
+            }
+        },
     )
     async def chat_completions(body: S.ChatCompletionRequest) -> Any:
         req = body.model_dump(mode="json", exclude_none=True)
@@ -167,10 +191,13 @@ def _api_router(gw: Gateway) -> APIRouter:
         if body.stream:
             assert gw.http is not None
             gen = (
-                chat.forward_stream(gw.http, model, req) if upstream else chat.stream(req, body.model)
+                chat.forward_stream(gw.http, model, req)
+                if upstream
+                else chat.stream(req, body.model)
             )
-            return StreamingResponse(gen, media_type="text/event-stream",
-                                     headers={"cache-control": "no-cache"})
+            return StreamingResponse(
+                gen, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            )
         if upstream:
             assert gw.http is not None
             return JSONResponse(await chat.forward(gw.http, model, req))
@@ -201,8 +228,13 @@ def _api_router(gw: Gateway) -> APIRouter:
     async def update_model(model_id: str, body: S.ModelUpdate) -> Any:
         return gw.update_model(model_id, body.model_dump(mode="json", exclude_unset=True))
 
-    @r.delete("/models/{model_id}", status_code=202, response_model=S.Model, tags=["models"],
-              dependencies=auth)
+    @r.delete(
+        "/models/{model_id}",
+        status_code=202,
+        response_model=S.Model,
+        tags=["models"],
+        dependencies=auth,
+    )
     async def delete_model(model_id: str) -> Any:
         return gw.delete_model(model_id)
 
@@ -215,29 +247,36 @@ def _api_router(gw: Gateway) -> APIRouter:
         after: After = None,
         name: str | None = None,
         status: S.ClusterStatus | None = None,
-        provider: S.Literal["aws", "azure", "onpremise"] | None = None,
+        provider: S.ClusterProvider | None = None,
     ) -> Any:
         return page("cluster", request, limit, after)
 
-    @r.get("/clusters/{cluster_id}", response_model=S.Cluster, tags=["clusters"],
-           dependencies=auth)
+    @r.get("/clusters/{cluster_id}", response_model=S.Cluster, tags=["clusters"], dependencies=auth)
     async def get_cluster(cluster_id: str) -> Any:
         return gw.get_cluster(cluster_id)
 
-    @r.get("/clusters/{cluster_id}/health", response_model=S.ClusterHealth, tags=["clusters"],
-           dependencies=auth)
+    @r.get(
+        "/clusters/{cluster_id}/health",
+        response_model=S.ClusterHealth,
+        tags=["clusters"],
+        dependencies=auth,
+    )
     async def cluster_health(cluster_id: str) -> Any:
         return gw.cluster_health(cluster_id)
 
     # -- deployments -----------------------------------------------------------------------
 
-    @r.post("/deployments", status_code=201, response_model=S.Deployment, tags=["deployments"],
-            dependencies=auth)
+    @r.post(
+        "/deployments",
+        status_code=201,
+        response_model=S.Deployment,
+        tags=["deployments"],
+        dependencies=auth,
+    )
     async def create_deployment(body: S.DeploymentCreate) -> Any:
         return gw.create_deployment(body.model_dump(mode="json", exclude_unset=True))
 
-    @r.get("/deployments", response_model=S.DeploymentList, tags=["deployments"],
-           dependencies=auth)
+    @r.get("/deployments", response_model=S.DeploymentList, tags=["deployments"], dependencies=auth)
     async def list_deployments(
         request: Request,
         limit: Limit = 20,
@@ -249,28 +288,49 @@ def _api_router(gw: Gateway) -> APIRouter:
     ) -> Any:
         return page("deployment", request, limit, after)
 
-    @r.get("/deployments/{deployment_id}", response_model=S.Deployment, tags=["deployments"],
-           dependencies=auth)
+    @r.get(
+        "/deployments/{deployment_id}",
+        response_model=S.Deployment,
+        tags=["deployments"],
+        dependencies=auth,
+    )
     async def get_deployment(deployment_id: str) -> Any:
         return gw.get_deployment(deployment_id)
 
-    @r.patch("/deployments/{deployment_id}", response_model=S.Deployment, tags=["deployments"],
-             dependencies=auth)
+    @r.patch(
+        "/deployments/{deployment_id}",
+        response_model=S.Deployment,
+        tags=["deployments"],
+        dependencies=auth,
+    )
     async def update_deployment(deployment_id: str, body: S.DeploymentUpdate) -> Any:
         return gw.update_deployment(deployment_id, body.model_dump(mode="json", exclude_unset=True))
 
-    @r.post("/deployments/{deployment_id}/stop", response_model=S.Deployment,
-            tags=["deployments"], dependencies=auth)
+    @r.post(
+        "/deployments/{deployment_id}/stop",
+        response_model=S.Deployment,
+        tags=["deployments"],
+        dependencies=auth,
+    )
     async def stop_deployment(deployment_id: str) -> Any:
         return gw.stop_deployment(deployment_id)
 
-    @r.post("/deployments/{deployment_id}/start", response_model=S.Deployment,
-            tags=["deployments"], dependencies=auth)
+    @r.post(
+        "/deployments/{deployment_id}/start",
+        response_model=S.Deployment,
+        tags=["deployments"],
+        dependencies=auth,
+    )
     async def start_deployment(deployment_id: str) -> Any:
         return gw.start_deployment(deployment_id)
 
-    @r.delete("/deployments/{deployment_id}", status_code=202, response_model=S.Deployment,
-              tags=["deployments"], dependencies=auth)
+    @r.delete(
+        "/deployments/{deployment_id}",
+        status_code=202,
+        response_model=S.Deployment,
+        tags=["deployments"],
+        dependencies=auth,
+    )
     async def delete_deployment(deployment_id: str) -> Any:
         return gw.delete_deployment(deployment_id)
 
@@ -284,8 +344,13 @@ def _api_router(gw: Gateway) -> APIRouter:
             raise APIError(422, "invalid_definition", message + extra, param)
         return definition.model_dump(mode="json", exclude_none=True)
 
-    @r.post("/pipelines", status_code=201, response_model=S.Pipeline, tags=["pipelines"],
-            dependencies=auth)
+    @r.post(
+        "/pipelines",
+        status_code=201,
+        response_model=S.Pipeline,
+        tags=["pipelines"],
+        dependencies=auth,
+    )
     async def create_pipeline(body: S.PipelineCreate) -> Any:
         data = body.model_dump(mode="json")
         data["definition"] = check_definition(body.definition)
@@ -301,8 +366,12 @@ def _api_router(gw: Gateway) -> APIRouter:
     ) -> Any:
         return page("pipeline", request, limit, after)
 
-    @r.post("/pipelines/validate", response_model=S.ValidateResult, tags=["pipelines"],
-            dependencies=auth)
+    @r.post(
+        "/pipelines/validate",
+        response_model=S.ValidateResult,
+        tags=["pipelines"],
+        dependencies=auth,
+    )
     async def validate_pipeline(body: S.ValidateRequest) -> Any:
         _, problems = dag.validate_definition(body.definition)
         return {
@@ -310,21 +379,24 @@ def _api_router(gw: Gateway) -> APIRouter:
             "errors": [{"param": p, "message": m} for p, m in problems],
         }
 
-    @r.get("/pipelines/{pipeline_id}", response_model=S.Pipeline, tags=["pipelines"],
-           dependencies=auth)
+    @r.get(
+        "/pipelines/{pipeline_id}", response_model=S.Pipeline, tags=["pipelines"], dependencies=auth
+    )
     async def get_pipeline(pipeline_id: str) -> Any:
         return gw.get_pipeline(pipeline_id)
 
-    @r.patch("/pipelines/{pipeline_id}", response_model=S.Pipeline, tags=["pipelines"],
-             dependencies=auth)
+    @r.patch(
+        "/pipelines/{pipeline_id}", response_model=S.Pipeline, tags=["pipelines"], dependencies=auth
+    )
     async def update_pipeline(pipeline_id: str, body: S.PipelineUpdate) -> Any:
         data = body.model_dump(mode="json", exclude_unset=True)
         if body.definition is not None:
             data["definition"] = check_definition(body.definition)
         return gw.update_pipeline(pipeline_id, data)
 
-    @r.delete("/pipelines/{pipeline_id}", response_model=S.Deleted, tags=["pipelines"],
-              dependencies=auth)
+    @r.delete(
+        "/pipelines/{pipeline_id}", response_model=S.Deleted, tags=["pipelines"], dependencies=auth
+    )
     async def delete_pipeline(pipeline_id: str) -> Any:
         return gw.delete_pipeline(pipeline_id)
 
@@ -334,8 +406,13 @@ def _api_router(gw: Gateway) -> APIRouter:
 
     # -- executions ------------------------------------------------------------------------
 
-    @r.post("/executions", status_code=201, response_model=S.Execution, tags=["executions"],
-            dependencies=auth)
+    @r.post(
+        "/executions",
+        status_code=201,
+        response_model=S.Execution,
+        tags=["executions"],
+        dependencies=auth,
+    )
     async def create_execution(body: S.ExecutionCreate) -> Any:
         return gw.create_execution(body.model_dump(mode="json"))
 
@@ -349,13 +426,21 @@ def _api_router(gw: Gateway) -> APIRouter:
     ) -> Any:
         return page("execution", request, limit, after)
 
-    @r.get("/executions/{execution_id}", response_model=S.Execution, tags=["executions"],
-           dependencies=auth)
+    @r.get(
+        "/executions/{execution_id}",
+        response_model=S.Execution,
+        tags=["executions"],
+        dependencies=auth,
+    )
     async def get_execution(execution_id: str) -> Any:
         return gw.get_execution(execution_id)
 
-    @r.post("/executions/{execution_id}/cancel", response_model=S.Execution,
-            tags=["executions"], dependencies=auth)
+    @r.post(
+        "/executions/{execution_id}/cancel",
+        response_model=S.Execution,
+        tags=["executions"],
+        dependencies=auth,
+    )
     async def cancel_execution(execution_id: str) -> Any:
         return await gw.cancel_execution(execution_id)
 

@@ -64,9 +64,7 @@ def resolve_target(gw: Gateway, name: str) -> tuple[dict[str, Any], dict[str, An
         if model is not None:
             deps = gw.store.find("deployment", "model_id", model["id"])
     if not deps:
-        raise APIError(
-            404, "model_not_found", f"No deployment serves model '{name}'.", "model"
-        )
+        raise APIError(404, "model_not_found", f"No deployment serves model '{name}'.", "model")
     active = [d for d in deps if d["status"] == "active" and not gw._deleting(d["id"])]
     if not active:
         raise APIError(
@@ -175,8 +173,11 @@ async def stream(req: dict[str, Any], model_name: str) -> AsyncIterator[bytes]:
     for i in range(req.get("n") or 1):
         tokens, finish = BuiltinEngine.answer(req, i)
         completion_tokens += len(tokens)
-        yield _sse(chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
-                           "finish_reason": None}]))
+        yield _sse(
+            chunk(
+                [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+            )
+        )
         for tok in tokens:
             yield _sse(chunk([{"index": i, "delta": {"content": tok}, "finish_reason": None}]))
         yield _sse(chunk([{"index": i, "delta": {}, "finish_reason": finish}]))
@@ -196,7 +197,9 @@ async def stream(req: dict[str, Any], model_name: str) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
-def _upstream_request(model: dict[str, Any], req: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:
+def _upstream_request(
+    model: dict[str, Any], req: dict[str, Any]
+) -> tuple[str, dict[str, Any], dict[str, str]]:
     meta = model["metadata"]
     url = str(meta["upstream_url"]).rstrip("/") + "/chat/completions"
     body = {k: v for k, v in req.items() if v is not None}
@@ -211,7 +214,9 @@ def _upstream_request(model: dict[str, Any], req: dict[str, Any]) -> tuple[str, 
     return url, body, headers
 
 
-async def forward(client: httpx.AsyncClient, model: dict[str, Any], req: dict[str, Any]) -> dict[str, Any]:
+async def forward(
+    client: httpx.AsyncClient, model: dict[str, Any], req: dict[str, Any]
+) -> dict[str, Any]:
     url, body, headers = _upstream_request(model, req)
     try:
         resp = await client.post(url, json=body, headers=headers, timeout=120)
@@ -238,13 +243,28 @@ async def forward_stream(
         async with client.stream("POST", url, json=body, headers=headers, timeout=120) as resp:
             if resp.status_code >= 400:
                 text = (await resp.aread()).decode(errors="replace")[:500]
-                yield _sse({"error": {"message": f"Upstream answered {resp.status_code}: {text}",
-                                      "type": "server_error", "code": "upstream_error",
-                                      "param": None}})
+                yield _sse(
+                    {
+                        "error": {
+                            "message": f"Upstream answered {resp.status_code}: {text}",
+                            "type": "server_error",
+                            "code": "upstream_error",
+                            "param": None,
+                        }
+                    }
+                )
                 return
             async for line in resp.aiter_lines():
                 if line.startswith("data:"):
                     yield line.encode() + b"\n\n"
     except httpx.HTTPError as exc:
-        yield _sse({"error": {"message": f"Upstream {url} failed: {exc!r}", "type": "server_error",
-                              "code": "upstream_unreachable", "param": None}})
+        yield _sse(
+            {
+                "error": {
+                    "message": f"Upstream {url} failed: {exc!r}",
+                    "type": "server_error",
+                    "code": "upstream_unreachable",
+                    "param": None,
+                }
+            }
+        )

@@ -46,8 +46,12 @@ def serve(
     settings = load_config(config_file, {"db_path": db, "speed": speed})
     keys = list(settings.api_keys)
     for i, raw in enumerate(api_keys):
-        scope, _, value = raw.partition(":") if raw.startswith(("read:", "admin:")) else ("admin", "", raw)
-        keys.append(ApiKey(key=value, scope="read" if scope == "read" else "admin", name=f"cli-{i}"))
+        scope, _, value = (
+            raw.partition(":") if raw.startswith(("read:", "admin:")) else ("admin", "", raw)
+        )
+        keys.append(
+            ApiKey(key=value, scope="read" if scope == "read" else "admin", name=f"cli-{i}")
+        )
     if not keys:
         env_key = os.environ.get("BUD_API_KEY")
         if env_key:
@@ -58,13 +62,19 @@ def serve(
             keys.append(ApiKey(key=generated, scope="admin", name="generated"))
             click.echo(f"budai-gateway: admin API key: {generated}", err=True)
     settings.api_keys = keys
-    host_for_url = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    host_for_url = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     settings.public_url = f"http://{host_for_url}:{port}"
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     click.echo(
         f"budai-gateway: serving http://{host_for_url}:{port}/v1 (db {settings.db_path})", err=True
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=2)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
     sys.exit(0)

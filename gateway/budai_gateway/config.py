@@ -46,7 +46,7 @@ class ClusterSpec(BaseModel):
 
 
 class RateLimit(BaseModel):
-    """Token bucket per API key: ``capacity`` requests at once, refilled at ``refill_per_second``."""
+    """Token bucket per API key: ``capacity`` at once, refilled at ``refill_per_second``."""
 
     model_config = ConfigDict(extra="forbid")
     capacity: int = 1000

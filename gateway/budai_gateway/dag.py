@@ -106,7 +106,12 @@ ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "deployment_scale": (
         "Set a deployment's replicas and wait until it is active again; output the deployment.",
         _schema(
-            {"deployment_id": _STR, "replicas": _INT, "wait": _WAIT, "wait_timeout_seconds": _WAIT_S},
+            {
+                "deployment_id": _STR,
+                "replicas": _INT,
+                "wait": _WAIT,
+                "wait_timeout_seconds": _WAIT_S,
+            },
             ["deployment_id", "replicas"],
         ),
     ),
@@ -254,7 +259,10 @@ def semantic_problems(definition: Definition) -> list[tuple[str, str]]:
             index[step.id] = i
         if step.action not in ACTIONS:
             problems.append(
-                (f"definition.steps[{i}].action", f"unknown action '{step.action}' (see GET /actions)")
+                (
+                    f"definition.steps[{i}].action",
+                    f"unknown action '{step.action}' (see GET /actions)",
+                )
             )
         else:
             problems.extend(check_params(step.action, step.params, f"definition.steps[{i}].params"))
@@ -263,12 +271,18 @@ def semantic_problems(definition: Definition) -> list[tuple[str, str]]:
         for j, dep in enumerate(step.depends_on):
             if dep == step.id:
                 problems.append(
-                    (f"definition.steps[{i}].depends_on[{j}]", f"step '{step.id}' depends on itself")
+                    (
+                        f"definition.steps[{i}].depends_on[{j}]",
+                        f"step '{step.id}' depends on itself",
+                    )
                 )
                 graph_ok = False
             elif dep not in index:
                 problems.append(
-                    (f"definition.steps[{i}].depends_on[{j}]", f"unknown step '{dep}' in depends_on")
+                    (
+                        f"definition.steps[{i}].depends_on[{j}]",
+                        f"unknown step '{dep}' in depends_on",
+                    )
                 )
                 graph_ok = False
     if len(index) != len(steps):
@@ -276,9 +290,9 @@ def semantic_problems(definition: Definition) -> list[tuple[str, str]]:
     if graph_ok:
         cycle = _find_cycle(steps, index)
         if cycle is not None:
-            i, j, path = cycle
+            i, j, loop = cycle
             problems.append(
-                (f"definition.steps[{i}].depends_on[{j}]", "dependency cycle: " + " -> ".join(path))
+                (f"definition.steps[{i}].depends_on[{j}]", "dependency cycle: " + " -> ".join(loop))
             )
             graph_ok = False
     upstream = ancestors(steps) if graph_ok else {}

@@ -110,8 +110,12 @@ class Runner:
         started_ts = _iso_to_ts(doc["started_at"]) or time.time()
 
         ctx_steps: dict[str, dict[str, Any]] = {
-            sid: {"status": st["status"], "output": st["output"], "outputs": st["output"],
-                  "error": st["error"]}
+            sid: {
+                "status": st["status"],
+                "output": st["output"],
+                "outputs": st["output"],
+                "error": st["error"],
+            }
             for sid, st in states.items()
         }
         context = {"params": doc["params"], "steps": ctx_steps}
@@ -121,7 +125,9 @@ class Runner:
             deps = set(spec.depends_on)
             for d in deps:
                 children[d].append(sid)
-            waiting[sid] = sum(1 for d in deps if states[d]["status"] not in ("completed", "skipped"))
+            waiting[sid] = sum(
+                1 for d in deps if states[d]["status"] not in ("completed", "skipped")
+            )
         ready = [sid for sid in specs if states[sid]["status"] == "pending" and waiting[sid] == 0]
         running: dict[asyncio.Task[tuple[str, Any, str | None]], str] = {}
         failure: str | None = None
@@ -141,15 +147,19 @@ class Runner:
                 begun = _iso_to_ts(st["started_at"])
                 st["duration_seconds"] = round(now - begun, 6) if begun else None
             self._save_step(st)
-            ctx_steps[sid] = {"status": status, "output": st["output"], "outputs": st["output"],
-                              "error": error}
+            ctx_steps[sid] = {
+                "status": status,
+                "output": st["output"],
+                "outputs": st["output"],
+                "error": error,
+            }
             if status in ("completed", "skipped"):
                 for child in children[sid]:
                     waiting[child] -= 1
                     if waiting[child] == 0:
                         ready.append(child)
 
-        cancel_wait: asyncio.Task[bool] = asyncio.create_task(self.cancel_event.wait())
+        cancel_wait: asyncio.Task[Any] = asyncio.create_task(self.cancel_event.wait())
         try:
             while True:
                 if self.cancel_event.is_set():
@@ -187,13 +197,13 @@ class Runner:
                     for task in running:
                         task.cancel()
                     await asyncio.gather(*running, return_exceptions=True)
-                    for task, sid in running.items():
+                    for sid in running.values():
                         finish_step(sid, "failed", None, "cancelled")
                     running.clear()
                     break
-                for task in done:
-                    sid = running.pop(task)
-                    _, output, error = task.result()
+                for finished in done:
+                    sid = running.pop(finished)
+                    _, output, error = finished.result()
                     if error is None:
                         finish_step(sid, "completed", output, None)
                     else:
@@ -265,5 +275,7 @@ class Runner:
                 return spec.id, None, error
             assert retry is not None
             delay = retry.initial_delay_seconds * retry.backoff_multiplier ** (attempt - 1)
-            log.info("step %s attempt %d failed (%s); retrying in %.3fs", spec.id, attempt, error, delay)
+            log.info(
+                "step %s attempt %d failed (%s); retrying in %.3fs", spec.id, attempt, error, delay
+            )
             await asyncio.sleep(delay)

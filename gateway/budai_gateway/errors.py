@@ -68,7 +68,10 @@ def not_found(kind: str, obj_id: str, param: str) -> APIError:
 
 
 def loc_to_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
-    """``("body", "definition", "steps", 2, "depends_on", 0)`` -> ``definition.steps[2].depends_on[0]``."""
+    """A pydantic location as a dotted path.
+
+    ``("body", "definition", "steps", 2)`` -> ``definition.steps[2]``.
+    """
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]

@@ -47,7 +47,9 @@ def _parse_expression(source: str) -> nodes.Expr:
         parser = Parser(ENV, source, state="variable")
         expr = parser.parse_expression()
         if not parser.stream.eos:
-            raise ExpressionError(f"unexpected '{parser.stream.current.value}' after the expression")
+            raise ExpressionError(
+                f"unexpected '{parser.stream.current.value}' after the expression"
+            )
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.message}") from exc
     return expr
@@ -98,7 +100,9 @@ def _check_ast(tree: nodes.Node, upstream: set[str] | None, all_steps: set[str])
         if ref not in all_steps:
             raise ExpressionError(f"reference to unknown step '{ref}'")
         if upstream is not None and ref not in upstream:
-            raise ExpressionError(f"step '{ref}' is not upstream of this step (add it to depends_on)")
+            raise ExpressionError(
+                f"step '{ref}' is not upstream of this step (add it to depends_on)"
+            )
     return referenced
 
 

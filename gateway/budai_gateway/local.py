@@ -82,7 +82,9 @@ def local_router(gw: Gateway, rt: Runtime) -> APIRouter:
         action = body.action
         if action == "status" and body.latency_seconds and body.status is None:
             action = "latency"
-        rule = FaultRule(id="fault_" + secrets.token_hex(6), **{**body.model_dump(), "action": action})
+        rule = FaultRule(
+            id="fault_" + secrets.token_hex(6), **{**body.model_dump(), "action": action}
+        )
         rt.faults.append(rule)
         return rule.view()
 
@@ -116,7 +118,10 @@ def local_router(gw: Gateway, rt: Runtime) -> APIRouter:
     @r.get("/deployments/{deployment_id}/rate")
     async def deployment_rate(deployment_id: str) -> dict[str, Any]:
         gw.get_deployment(deployment_id)
-        return {"deployment_id": deployment_id, "requests_per_second": gw.request_rate(deployment_id)}
+        return {
+            "deployment_id": deployment_id,
+            "requests_per_second": gw.request_rate(deployment_id),
+        }
 
     @r.get("/speed")
     async def get_speed() -> dict[str, float]:

@@ -104,8 +104,8 @@ class Runtime:
         refill = (rl.capacity - b.tokens) / rl.refill_per_second if rl.refill_per_second else 0
         headers = {
             "x-ratelimit-limit": str(rl.capacity),
-            "x-ratelimit-remaining": str(max(int(math.floor(b.tokens)), 0)),
-            "x-ratelimit-reset": str(int(math.ceil(now + refill))),
+            "x-ratelimit-remaining": str(max(math.floor(b.tokens), 0)),
+            "x-ratelimit-reset": str(math.ceil(now + refill)),
         }
         return allowed, headers, wait
 
@@ -129,7 +129,8 @@ async def drop_connection() -> None:
     if transport is None or not hasattr(transport, "abort"):
         raise ConnectionDropped("fault injection: connection dropped")
     transport.abort()
-    cycle.disconnected = True
+    if cycle is not None:
+        cycle.disconnected = True
     await asyncio.sleep(0)
 
 
@@ -178,7 +179,10 @@ class GatewayMiddleware:
         extra: dict[str, str] = {"x-request-id": rid}
 
         async def error(
-            status: int, code: str, message: str, param: str | None = None,
+            status: int,
+            code: str,
+            message: str,
+            param: str | None = None,
             more: dict[str, str] | None = None,
         ) -> None:
             _, rl_headers, _ = self.rt.take(who, consume=False)
@@ -216,7 +220,9 @@ class GatewayMiddleware:
                 await error(
                     401,
                     "invalid_api_key" if token else "missing_api_key",
-                    "Invalid API key." if token else "Missing API key: send 'Authorization: Bearer <key>'.",
+                    "Invalid API key."
+                    if token
+                    else "Missing API key: send 'Authorization: Bearer <key>'.",
                 )
                 return
             needs_admin = local or (method in MUTATING and (method, path) not in READ_WRITES)
@@ -304,14 +310,19 @@ class GatewayMiddleware:
                         await drop_connection()
                         return
                     await _send_simple(
-                        send, status, old_body, {**old_headers, **extra, "idempotent-replayed": "true"}
+                        send,
+                        status,
+                        old_body,
+                        {**old_headers, **extra, "idempotent-replayed": "true"},
                     )
                     return
                 status, resp_headers, resp_body, streamed = await self._run(
                     scope, body, send, extra, buffer=True
                 )
                 if not streamed and status < 500 and status != 429:
-                    keep = {k: v for k, v in resp_headers.items() if k in ("content-type", "location")}
+                    keep = {
+                        k: v for k, v in resp_headers.items() if k in ("content-type", "location")
+                    }
                     self.gw.store.idem_put(key_hash, idem, fp, status, keep, resp_body)
             if self.rt.locks.get((key_hash, idem)) is lock and not lock.locked():
                 self.rt.locks.pop((key_hash, idem), None)
@@ -350,10 +361,15 @@ class GatewayMiddleware:
             nonlocal status, resp_headers, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
-                raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in message.get("headers", [])]
+                raw = [
+                    (k.decode("latin-1").lower(), v.decode("latin-1"))
+                    for k, v in message.get("headers", [])
+                ]
                 resp_headers = dict(raw)
                 resp_headers.update(extra)
-                if not buffer or resp_headers.get("content-type", "").startswith("text/event-stream"):
+                if not buffer or resp_headers.get("content-type", "").startswith(
+                    "text/event-stream"
+                ):
                     streaming = True
                     await send(
                         {

@@ -78,6 +78,7 @@ class Model(BaseModel):
 
 # -- clusters --------------------------------------------------------------------------------------
 
+ClusterProvider = Literal["aws", "azure", "onpremise"]
 ClusterStatus = Literal["provisioning", "active", "degraded", "maintenance", "failed"]
 
 

@@ -9,6 +9,7 @@ from what is persisted, so they carry on after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
@@ -323,7 +324,9 @@ class Gateway:
         try:
             async with self.http.stream("GET", doc["uri"], follow_redirects=True) as resp:
                 if resp.status_code >= 400:
-                    raise RuntimeError(f"download failed: HTTP {resp.status_code} from {doc['uri']}")
+                    raise RuntimeError(
+                        f"download failed: HTTP {resp.status_code} from {doc['uri']}"
+                    )
                 total = int(resp.headers.get("content-length") or 0) or None
                 done = 0
                 last_save = time.monotonic()
@@ -395,7 +398,9 @@ class Gateway:
         for dep in self.store.find("deployment", "cluster_id", cluster_id):
             if dep["status"] in RESERVING:
                 want = dep["replicas"]
-                placed[dep["id"]] = plc.place(dep["id"], Request.from_resources(dep["resources"]), want)
+                placed[dep["id"]] = plc.place(
+                    dep["id"], Request.from_resources(dep["resources"]), want
+                )
         return plc, placed
 
     def cluster_health(self, cluster_id: str) -> Doc:
@@ -544,7 +549,9 @@ class Gateway:
     def update_deployment(self, dep_id: str, body: dict[str, Any]) -> Doc:
         doc = self.get_deployment(dep_id)
         if self._deleting(dep_id):
-            raise APIError(409, "deployment_deleting", "Deployment is being deleted.", "deployment_id")
+            raise APIError(
+                409, "deployment_deleting", "Deployment is being deleted.", "deployment_id"
+            )
         auto = doc["auto_scaling"]
         if body.get("auto_scaling") is not None:
             auto = {**auto, **body["auto_scaling"]}
@@ -593,7 +600,9 @@ class Gateway:
     def stop_deployment(self, dep_id: str) -> Doc:
         doc = self.get_deployment(dep_id)
         if self._deleting(dep_id):
-            raise APIError(409, "deployment_deleting", "Deployment is being deleted.", "deployment_id")
+            raise APIError(
+                409, "deployment_deleting", "Deployment is being deleted.", "deployment_id"
+            )
         doc["status"] = "stopped"
         doc["ready_replicas"] = 0
         doc["endpoint_url"] = None
@@ -607,7 +616,9 @@ class Gateway:
     def start_deployment(self, dep_id: str) -> Doc:
         doc = self.get_deployment(dep_id)
         if self._deleting(dep_id):
-            raise APIError(409, "deployment_deleting", "Deployment is being deleted.", "deployment_id")
+            raise APIError(
+                409, "deployment_deleting", "Deployment is being deleted.", "deployment_id"
+            )
         if doc["status"] in ("stopped", "failed"):
             doc["status"] = "pending"
             doc["error"] = None
@@ -669,8 +680,8 @@ class Gateway:
             else:
                 plc, _ = self.placement(doc["cluster_id"])
                 req = Request.from_resources(doc["resources"])
-                placed = plc.place(doc["id"], req, doc["replicas"])
-                if placed < doc["replicas"]:
+                n_placed = plc.place(doc["id"], req, doc["replicas"])
+                if n_placed < doc["replicas"]:
                     # Recompute on a fresh placement: place() consumed part of the room.
                     fresh, _ = self.placement(doc["cluster_id"])
                     msg = fresh.shortage(req, doc["replicas"])
@@ -755,7 +766,13 @@ class Gateway:
             desired = math.ceil(rate / target) if rate > 0 else 0
             desired = min(max(desired, auto["min_replicas"]), auto["max_replicas"])
             if desired != dep["replicas"]:
-                log.info("autoscaler: %s %d -> %d (%.2f req/s)", dep["id"], dep["replicas"], desired, rate)
+                log.info(
+                    "autoscaler: %s %d -> %d (%.2f req/s)",
+                    dep["id"],
+                    dep["replicas"],
+                    desired,
+                    rate,
+                )
                 self._set_replicas(dep, desired)
                 dep["updated_at"] = iso()
                 self.store.put("deployment", dep)
@@ -791,15 +808,13 @@ class Gateway:
                 raise
             except Exception:
                 log.exception("scheduler tick failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=tick)
-            except TimeoutError:
-                pass
             self.wakeup.clear()
 
-    async def settle(self, kind: str, obj_id: str, until: set[str], timeout: float) -> Doc | None:
+    async def settle(self, kind: str, obj_id: str, until: set[str], limit: float) -> Doc | None:
         """Wait until an object reaches one of ``until`` statuses (None once it is gone)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         while True:
             doc = self.store.get(kind, obj_id)
             if doc is None or doc["status"] in until:
@@ -808,7 +823,7 @@ class Gateway:
                 else:
                     return doc
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{kind} {obj_id} did not settle within {timeout:g}s")
+                raise TimeoutError(f"{kind} {obj_id} did not settle within {limit:g}s")
             await asyncio.sleep(min(0.02, self.settings.timings.tick_seconds))
 
     def reset(self) -> None:

@@ -117,7 +117,9 @@ class Store:
 
     def put_internal(self, obj_id: str, internal: Doc) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE objects SET internal = ? WHERE id = ?", (json.dumps(internal), obj_id))
+            c.execute(
+                "UPDATE objects SET internal = ? WHERE id = ?", (json.dumps(internal), obj_id)
+            )
 
     def delete(self, kind: str, obj_id: str) -> None:
         with self.transaction() as c:
@@ -210,7 +212,9 @@ class Store:
 
     # -- idempotency ---------------------------------------------------------------------------
 
-    def idem_get(self, key_hash: str, idem_key: str, ttl: float) -> tuple[str, int, Doc, bytes] | None:
+    def idem_get(
+        self, key_hash: str, idem_key: str, ttl: float
+    ) -> tuple[str, int, Doc, bytes] | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT fingerprint, status, headers, body, created FROM idempotency"

@@ -68,10 +68,24 @@ class LocalGateway:
 
     def start(self) -> LocalGateway:
         cmd = [
-            sys.executable, "-m", "budai_gateway", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db_path,
-            "--api-key", self.api_key, "--api-key", "read:" + self.read_key,
-            "--speed", str(self.speed), "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "budai_gateway",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            self.db_path,
+            "--api-key",
+            self.api_key,
+            "--api-key",
+            "read:" + self.read_key,
+            "--speed",
+            str(self.speed),
+            "--log-level",
+            "warning",
             *self.extra_args,
         ]
         env = {**os.environ, **(self.env or {})}
@@ -173,7 +187,9 @@ class LocalGateway:
         probability: float | None = None,
     ) -> dict[str, Any]:
         """Add a fault rule; exactly one of status/drop/drop_after (latency may come alone)."""
-        action = "drop" if drop else "drop_after" if drop_after else "status" if status else "latency"
+        action = (
+            "drop" if drop else "drop_after" if drop_after else "status" if status else "latency"
+        )
         body: dict[str, Any] = {"method": method, "path": path, "action": action}
         if status is not None:
             body["status"] = status

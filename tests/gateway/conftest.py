@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from budai_gateway.testing import LocalGateway
 
 
@@ -43,7 +42,9 @@ def wait_for(fn: Callable[[], Any], timeout: float = 15.0, interval: float = 0.0
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
-def wait_status(c: httpx.Client, path: str, statuses: set[str], timeout: float = 15.0) -> dict[str, Any]:
+def wait_status(
+    c: httpx.Client, path: str, statuses: set[str], timeout: float = 15.0
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         r = c.get(path)
         assert r.status_code == 200, r.text
@@ -54,8 +55,9 @@ def wait_status(c: httpx.Client, path: str, statuses: set[str], timeout: float =
     return result
 
 
-def assert_error(r: httpx.Response, status: int, type_: str, code: str | None = None,
-                 param: str | None = None) -> dict[str, Any]:
+def assert_error(
+    r: httpx.Response, status: int, type_: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     assert r.status_code == status, r.text
     body = r.json()
     assert set(body) == {"error"}, body
@@ -75,8 +77,9 @@ def cluster_ids(c: httpx.Client) -> dict[str, str]:
     return {x["name"]: x["id"] for x in c.get("/clusters").json()["data"]}
 
 
-def make_model(c: httpx.Client, name: str = "m1", source: str = "cloud", uri: str = "gpt-x",
-               **extra: Any) -> dict[str, Any]:
+def make_model(
+    c: httpx.Client, name: str = "m1", source: str = "cloud", uri: str = "gpt-x", **extra: Any
+) -> dict[str, Any]:
     r = c.post("/models", json={"name": name, "source": source, "uri": uri, **extra})
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
@@ -86,6 +89,8 @@ def make_model(c: httpx.Client, name: str = "m1", source: str = "cloud", uri: st
 def make_active_deployment(c: httpx.Client, name: str = "dep1", **extra: Any) -> dict[str, Any]:
     model = make_model(c, name=f"{name}-model")
     cid = cluster_ids(c)["local-cpu"]
-    r = c.post("/deployments", json={"model_id": model["id"], "cluster_id": cid, "name": name, **extra})
+    r = c.post(
+        "/deployments", json={"model_id": model["id"], "cluster_id": cid, "name": name, **extra}
+    )
     assert r.status_code == 201, r.text
     return wait_status(c, f"/deployments/{r.json()['id']}", {"active"})

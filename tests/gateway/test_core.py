@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
-
 from budai_gateway.testing import LocalGateway
+
 from tests.gateway.conftest import assert_error, make_model
 
 
@@ -20,8 +20,13 @@ def test_openapi_needs_no_key(gw: LocalGateway) -> None:
     r = httpx.get(gw.root_url + "/openapi.json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    for p in ("/v1/models", "/v1/deployments/{deployment_id}", "/v1/pipelines/validate",
-              "/v1/executions/{execution_id}/cancel", "/v1/chat/completions"):
+    for p in (
+        "/v1/models",
+        "/v1/deployments/{deployment_id}",
+        "/v1/pipelines/validate",
+        "/v1/executions/{execution_id}/cancel",
+        "/v1/chat/completions",
+    ):
         assert p in paths
 
 
@@ -37,7 +42,9 @@ def test_read_key_reads_but_cannot_write(gw: LocalGateway, read_client: httpx.Cl
     assert read_client.get("/models").status_code == 200
     r = read_client.post("/models", json={"name": "x", "source": "cloud", "uri": "u"})
     assert_error(r, 403, "permission_error", "insufficient_scope")
-    r = httpx.post(gw.root_url + "/_local/reset", headers={"Authorization": f"Bearer {gw.read_key}"})
+    r = httpx.post(
+        gw.root_url + "/_local/reset", headers={"Authorization": f"Bearer {gw.read_key}"}
+    )
     assert_error(r, 403, "permission_error")
     assert read_client.get("/models").json()["data"] == []
 
@@ -53,7 +60,9 @@ def test_headers_on_success_and_error(client: httpx.Client) -> None:
 
 
 def test_not_found_shape(client: httpx.Client) -> None:
-    assert_error(client.get("/models/model_nope"), 404, "not_found_error", "model_not_found", "model_id")
+    assert_error(
+        client.get("/models/model_nope"), 404, "not_found_error", "model_not_found", "model_id"
+    )
     assert_error(client.get("/nothing-here"), 404, "not_found_error", "route_not_found")
     assert_error(client.put("/models"), 405, "invalid_request_error")
 
@@ -90,14 +99,28 @@ def test_pagination_walks_everything(client: httpx.Client) -> None:
 
 def test_list_rules(client: httpx.Client) -> None:
     make_model(client, "f1")
-    assert_error(client.get("/models", params={"colour": "red"}), 400, "invalid_request_error",
-                 "unknown_filter", "colour")
-    assert_error(client.get("/models", params={"limit": 0}), 400, "invalid_request_error", param="limit")
+    assert_error(
+        client.get("/models", params={"colour": "red"}),
+        400,
+        "invalid_request_error",
+        "unknown_filter",
+        "colour",
+    )
+    assert_error(
+        client.get("/models", params={"limit": 0}), 400, "invalid_request_error", param="limit"
+    )
     assert_error(client.get("/models", params={"limit": 101}), 400, "invalid_request_error")
-    assert_error(client.get("/models", params={"after": "model_x"}), 400, "invalid_request_error",
-                 "invalid_cursor", "after")
+    assert_error(
+        client.get("/models", params={"after": "model_x"}),
+        400,
+        "invalid_request_error",
+        "invalid_cursor",
+        "after",
+    )
     assert_error(client.get("/models", params={"status": "weird"}), 400, "invalid_request_error")
-    assert [m["name"] for m in client.get("/models", params={"name": "f1"}).json()["data"]] == ["f1"]
+    assert [m["name"] for m in client.get("/models", params={"name": "f1"}).json()["data"]] == [
+        "f1"
+    ]
     assert client.get("/models", params={"source": "url"}).json()["data"] == []
 
 
