@@ -18,8 +18,10 @@ COPY budai ./budai
 COPY gateway ./gateway
 COPY operator ./operator
 RUN python -m pip wheel . --no-deps --wheel-dir /wheels
+# Dependencies come from wheels only (--only-binary), so no compiler is ever needed; pip itself
+# is removed from the venv once it has done its job.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install "$(ls /wheels/budai-*.whl)[operator]" \
+    && /opt/venv/bin/pip install --only-binary=:all: "$(ls /wheels/budai-*.whl)[operator]" \
     && /opt/venv/bin/pip uninstall --yes pip \
     && python -m compileall -q /opt/venv
 

@@ -1,0 +1,42 @@
+"""Helpers shared by the chart tests: render the chart with the real helm and index the output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.fixtures.kube import Kube
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "bud-operator"
+EVERYTHING = Path(__file__).resolve().parent / "values-everything.yaml"
+BUD_KINDS = ["BudModel", "BudDeployment", "BudPipeline", "BudExecution"]
+BUD_PLURALS = ["budmodels", "buddeployments", "budpipelines", "budexecutions"]
+
+
+@dataclass
+class Rendered:
+    """The documents of one `helm template` run, plus the raw text (for comment checks)."""
+
+    text: str
+    docs: list[dict[str, Any]]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind: str) -> dict[str, Any]:
+        found = self.of_kind(kind)
+        assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+        return found[0]
+
+
+def template(
+    kube: Kube, *args: str, release: str = "bud", namespace: str = "bud-system"
+) -> Rendered:
+    """`helm template` the chart; extra args are passed through (--set, -f, ...)."""
+    proc = kube.helm("template", release, str(CHART), "--namespace", namespace, *args)
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return Rendered(proc.stdout, docs)
