@@ -40,3 +40,26 @@ def template(
     proc = kube.helm("template", release, str(CHART), "--namespace", namespace, *args)
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     return Rendered(proc.stdout, docs)
+
+
+CRD_NAMES = [f"{p}.bud.studio" for p in BUD_PLURALS] + [
+    "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"]
+
+
+def adopt_crds(kube: Kube, release: str, namespace: str) -> list[str]:
+    """Let `release` take over CRDs that already exist (returns their names).
+
+    The control plane is shared by the whole test session and CRDs are cluster-scoped: other
+    tests apply them with kubectl, and a kept CRD still names the release that installed it.
+    Helm adopts an existing object that carries its ownership label and annotations (Helm >=
+    3.2), which is also how a user moves CRDs installed by hand under the chart.
+    """
+    existing = []
+    for name in CRD_NAMES:
+        if kube.kubectl("get", "crd", name, "--ignore-not-found", "-o", "name").stdout.strip():
+            existing.append(name)
+            kube.kubectl("label", "--overwrite", "crd", name, "app.kubernetes.io/managed-by=Helm")
+            kube.kubectl("annotate", "--overwrite", "crd", name,
+                         f"meta.helm.sh/release-name={release}",
+                         f"meta.helm.sh/release-namespace={namespace}")
+    return existing

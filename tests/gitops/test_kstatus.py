@@ -24,7 +24,7 @@ EXPECTED = {
     # No status yet: kstatus' documented blind spot ("sees the resource before the controller").
     "bud.studio_BudModel/testdata/new.yaml": "Current",
     "bud.studio_BudModel/testdata/generation-not-observed.yaml": "InProgress",
-    "bud.studio_BudModel/testdata/error-state.yaml": "InProgress",
+    "bud.studio_BudModel/testdata/error-state.yaml": "Failed",
     "bud.studio_BudModel/testdata/deleting.yaml": "Terminating",
     "bud.studio_BudModel/testdata/delete-failed.yaml": "Terminating",
     "bud.studio_BudDeployment/testdata/healthy.yaml": "Current",
@@ -41,7 +41,7 @@ EXPECTED = {
     "bud.studio_BudExecution/testdata/progressing.yaml": "InProgress",
     "bud.studio_BudExecution/testdata/degraded.yaml": "Failed",
     "bud.studio_BudExecution/testdata/suspended.yaml": "InProgress",
-    "bud.studio_BudExecution/testdata/cancelled.yaml": "InProgress",
+    "bud.studio_BudExecution/testdata/cancelled.yaml": "Failed",
 }
 
 
