@@ -50,7 +50,16 @@ def definition_payload(definition: Definition) -> dict[str, Any]:
         value = dump(mode="json", exclude_none=True)
     if not isinstance(value, Mapping):
         raise TypeError(f"the definition builder returned {type(value).__name__}, not a mapping")
-    return dict(value)
+    payload = dict(value)
+    steps = payload.get("steps")
+    if isinstance(steps, list | tuple):
+        # `Step` allows None for optional keys (depends_on, condition, retry, ...): None means
+        # "not set", so it is left out rather than sent as null.
+        payload["steps"] = [
+            {k: v for k, v in step.items() if v is not None} if isinstance(step, Mapping) else step
+            for step in steps
+        ]
+    return payload
 
 
 def _deleted(_: Any) -> None:

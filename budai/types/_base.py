@@ -38,11 +38,19 @@ class BudObject(BaseModel):
 
 
 def parse_object(cls: type[_M], data: Any) -> _M:
-    """Validate ``data`` into ``cls``; fall back to an unvalidated object if the server sent a
-    value this SDK does not know (a new status literal, say) rather than failing the call."""
+    """Validate ``data`` into ``cls``, leniently: a field whose value this SDK does not expect
+    (a status literal added by a newer gateway, say) is kept as sent instead of failing the call,
+    and every other field is still validated and converted."""
     try:
         return cls.model_validate(data)
-    except _PydanticValidationError:
+    except _PydanticValidationError as err:
         if not isinstance(data, dict):
             raise
-        return cast(_M, cls.model_construct(**data))
+        bad = {e["loc"][0] for e in err.errors() if e["loc"] and isinstance(e["loc"][0], str)}
+        obj = cast(_M, cls.model_construct(**data))
+        for key, value in data.items():
+            if key in bad or key not in cls.model_fields:
+                continue
+            # Converts nested objects and timestamps exactly as full validation would.
+            cls.__pydantic_validator__.validate_assignment(obj, key, value)
+        return obj

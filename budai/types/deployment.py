@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, NotRequired
 
-from pydantic import with_config
+from pydantic import field_validator, with_config
 from typing_extensions import TypedDict
 
 from ._base import BudObject
@@ -61,3 +61,9 @@ class Deployment(BudObject):
     ready_replicas: int = 0
     error: str | None = None
     """Why the deployment is pending or failed (for example which resource is short)."""
+
+    @field_validator("endpoint_url", mode="before")
+    @classmethod
+    def _no_endpoint_yet(cls, value: object) -> object:
+        # The gateway sends null until the deployment serves; the page types it `str`.
+        return "" if value is None else value

@@ -294,6 +294,11 @@ class FakeBud:
             return self._missing(coll, obj_id)
         if coll == "executions":
             self._advance(obj)
+        elif coll == "models" and obj["status"] == "downloading":
+            obj.update(status="available", progress_percent=None, size_bytes=1_000_000)
+        elif coll == "deployments" and obj["status"] in ("pending", "deploying", "scaling"):
+            obj.update(status="active", ready_replicas=obj["replicas"],
+                       endpoint_url=f"{self.server.url}/deployments/{obj['id']}")
         return Reply(200, obj)
 
     def _create_model(self, rec: Recorded) -> Reply:
