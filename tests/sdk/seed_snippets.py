@@ -1,3 +1,5 @@
+# The page's own spelling (List, Dict, Optional) is kept on purpose.
+# ruff: noqa: UP006, UP045
 """Every code snippet of the SDK reference page (seed-sdk-reference.txt), as real code.
 
 Each function is one section of the page, in page order, written as the page writes it; the page's
@@ -13,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Literal, Optional  # noqa: UP035 - the page's spelling
+from typing import Any, Dict, List, Literal, Optional  # noqa: UP035
 
 from budai import BudClient
 from budai.types import (
@@ -316,10 +318,10 @@ def exception_types(client: BudClient) -> None:
         BudAPIError,  # Base exception
         ConflictError,  # 409
         NotFoundError,  # 404
-        PermissionError,  # noqa: A004 - 403, the page's name
+        PermissionError,  # 403
         RateLimitError,  # 429
         ServerError,  # 5xx
-        TimeoutError,  # noqa: A004 - request timeout, the page's name
+        TimeoutError,  # Request timeout
         ValidationError,  # 422
     )
 

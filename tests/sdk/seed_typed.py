@@ -1,10 +1,12 @@
+# The page's own spelling (List, Dict, Optional) is kept on purpose.
+# ruff: noqa: UP006, UP045
 """The reference page's snippets exactly as printed, for ``mypy --strict`` only (never run):
 ``"your-key"``, ``model=""``, ``messages=[]`` and ``{"steps": [...]}`` must type-check even
 though they cannot run. ``seed_snippets.py`` holds the runnable versions."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List  # noqa: UP035 - the page's spelling
+from typing import Any, Dict, List  # noqa: UP035
 
 from budai import BudClient
 from budai.types import ChatCompletion, Deployment, Execution, Pipeline, PipelineDefinition
