@@ -1,5 +1,5 @@
 # The page's own spelling (List, Dict, Optional) is kept on purpose.
-# ruff: noqa: UP006, UP045
+# ruff: noqa: UP006
 """The reference page's snippets exactly as printed, for ``mypy --strict`` only (never run):
 ``"your-key"``, ``model=""``, ``messages=[]`` and ``{"steps": [...]}`` must type-check even
 though they cannot run. ``seed_snippets.py`` holds the runnable versions."""
