@@ -65,7 +65,14 @@ def resolve_target(gw: Gateway, name: str) -> tuple[dict[str, Any], dict[str, An
             deps = gw.store.find("deployment", "model_id", model["id"])
     if not deps:
         raise APIError(404, "model_not_found", f"No deployment serves model '{name}'.", "model")
-    active = [d for d in deps if d["status"] == "active" and not gw._deleting(d["id"])]
+    # A deployment keeps serving on its ready replicas while it scales.
+    active = [
+        d
+        for d in deps
+        if d["status"] in ("active", "scaling")
+        and d["ready_replicas"] > 0
+        and not gw._deleting(d["id"])
+    ]
     if not active:
         raise APIError(
             409,

@@ -748,8 +748,8 @@ class Gateway:
         cutoff = time.monotonic() - window
         while q and q[0] < cutoff:
             q.popleft()
-        # Rates are per simulated second so speed does not change the replica count reached.
-        return len(q) / window / self.speed
+        # Requests are real events, so the rate is per real second; only the window is scaled.
+        return len(q) / window
 
     def _autoscale(self, now: float) -> None:
         interval = self.scaled(self.settings.timings.autoscale_interval_seconds)

@@ -241,7 +241,8 @@ def test_http_request_really_requests(client: httpx.Client, gw: Any) -> None:
                 "id": "check",
                 "action": "log",
                 "depends_on": ["get"],
-                "condition": "steps.get.output.status_code == 200 and steps.get.output.body.status == 'ok'",
+                "condition": "steps.get.output.status_code == 200"
+                " and steps.get.output.body.status == 'ok'",
             },
             {
                 "id": "bad",
