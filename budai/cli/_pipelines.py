@@ -347,13 +347,14 @@ def _follow(state: State, execution: Execution, order: list[str], timeout: float
         seen: dict[str, str] = {}
 
         def log_changes(e: Execution) -> None:
-            for sid in order + [s for s in e.steps if s not in order]:
-                step = e.steps.get(sid)
-                if step is None or seen.get(sid) == step.status:
+            steps = _steps_data(e)
+            for sid in order + [s for s in steps if s not in order]:
+                step = steps.get(sid)
+                if step is None or seen.get(sid) == step.get("status"):
                     continue
-                seen[sid] = step.status
-                detail = f" ({step.error})" if step.error else ""
-                print(f"{e.id} {sid}: {step.status}{detail}", file=sys.stderr, flush=True)
+                seen[sid] = step.get("status", "")
+                detail = f" ({step['error']})" if step.get("error") else ""
+                print(f"{e.id} {sid}: {seen[sid]}{detail}", file=sys.stderr, flush=True)
 
         final = state.client.executions.wait(execution.id, timeout=timeout, on_update=log_changes)
     if state.output == "table":
@@ -381,31 +382,37 @@ def _live_view(execution: Execution, order: list[str]) -> RenderableType:
     return Group(header, _steps_table(execution, order, live=True))
 
 
+def _steps_data(execution: Execution) -> dict[str, dict[str, Any]]:
+    # Steps as plain data: the SDK leaves them as dicts when an output is not an object.
+    return {sid: to_data(step) for sid, step in execution.steps.items()}
+
+
 def _steps_table(execution: Execution, order: list[str], *, live: bool) -> Table:
     table = Table(show_edge=False, header_style="bold")
     for header in ("", "STEP", "STATUS", "ATTEMPTS", "SECONDS", "DETAIL"):
         table.add_column(header, overflow="fold")
-    ids = order + [s for s in execution.steps if s not in order]
-    for sid in ids:
-        step = execution.steps.get(sid)
-        status = step.status if step is not None else "pending"
+    steps = _steps_data(execution)
+    for sid in order + [s for s in steps if s not in order]:
+        step = steps.get(sid) or {}
+        status = step.get("status") or "pending"
         style = STATUS_STYLES.get(status, "")
         mark: RenderableType = Text(STEP_MARKS.get(status, "?"), style=style)
         if live and status == "running":
             mark = Spinner("dots", style=style)
+        error = step.get("error")
         detail = ""
-        if step is not None and step.error:
-            detail = step.error
-        elif step is not None and step.output is not None:
-            detail = json.dumps(step.output, ensure_ascii=False)
+        if error:
+            detail = str(error)
+        elif step.get("output") is not None:
+            detail = json.dumps(step["output"], ensure_ascii=False)
             detail = detail if len(detail) <= 80 else detail[:77] + "..."
-        duration = f"{step.duration_seconds:.2f}" if step and step.duration_seconds else "-"
+        duration = step.get("duration_seconds")
         table.add_row(
             mark,
             sid,
             Text(status, style=style),
-            str(step.attempts) if step is not None and step.attempts else "-",
-            duration,
-            Text(detail, style="red" if step is not None and step.error else "dim"),
+            str(step.get("attempts") or "-"),
+            f"{duration:.2f}" if duration else "-",
+            Text(detail, style="red" if error else "dim"),
         )
     return table

@@ -67,7 +67,8 @@ def err_console() -> Console:
 def to_data(obj: Any) -> Any:
     """JSON-compatible data for a model, a list of models or plain data."""
     if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
+        # warnings=False: an object the SDK kept unvalidated still dumps without noise.
+        return obj.model_dump(mode="json", warnings=False)
     if isinstance(obj, Mapping):
         return {str(k): to_data(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
