@@ -17,7 +17,7 @@ import pytest
 from budai import BudClient
 from budai.dsl import Pipeline, Retry
 from budai.exceptions import ValidationError
-from budai.types import Execution
+from budai.types import Execution, PipelineDefinition
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pipelines"
 
@@ -164,15 +164,16 @@ def test_gateway_agrees_with_the_dsl(client: BudClient) -> None:
     assert stored == definition["steps"]
 
     # What the DSL refuses, the gateway refuses too (the DSL just says it all at once).
-    bad = Pipeline("bad")
-    x = bad.log("x", message="x")
-    y = bad.log("y", message="y")
-    x >> y >> x
-    raw = {"steps": [dict(s) for s in bad._compile()[0]["steps"]]}
-    assert "cycle: x >> y >> x" in bad.problems()
-    assert not client.pipelines.validate(raw).valid  # type: ignore[arg-type]
+    raw: PipelineDefinition = {
+        "steps": [
+            {"id": "x", "action": "log", "params": {"message": "x"}, "depends_on": ["y"]},
+            {"id": "y", "action": "log", "params": {"message": "y"}, "depends_on": ["x"]},
+        ]
+    }
+    assert Pipeline.from_definition(raw).problems() == ["cycle: x >> y >> x"]
+    assert not client.pipelines.validate(raw).valid
     with pytest.raises(ValidationError):
-        client.pipelines.create(name=unique("bad"), definition=raw)  # type: ignore[arg-type]
+        client.pipelines.create(name=unique("bad"), definition=raw)
 
 
 def test_example_deploy_pipeline_runs_end_to_end(client: BudClient) -> None:
