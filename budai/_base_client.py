@@ -343,6 +343,8 @@ def error_from_response(
     message = f"{phrase}: {message}" if message and not err_type else (message or phrase)
     if api_key:
         message = message.replace(api_key, "***")
+        if isinstance(body, str):
+            body = body.replace(api_key, "***")
     cls = status_error_class(status)
     kwargs: dict[str, Any] = {
         "status_code": status,
