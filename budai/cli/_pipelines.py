@@ -335,6 +335,34 @@ def executions_cancel(state: State, execution_id: str) -> None:
 
 def _follow(state: State, execution: Execution, order: list[str], timeout: float) -> None:
     """Wait for ``execution`` showing its steps, print the result, exit 1 unless completed."""
+    try:
+        final = _wait_showing(state, execution, order, timeout)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nstopped following; {execution.id} keeps running "
+            f"(budai executions watch {execution.id}, or budai executions cancel {execution.id})",
+            err=True,
+        )
+        raise SystemExit(130) from None
+    if state.output == "table":
+        out_console().print(_steps_table(final, order, live=False))
+        out_console().print(
+            Text.assemble(
+                f"{final.id} ",
+                (final.status, STATUS_STYLES.get(final.status, "")),
+                f" in {final.duration_seconds or 0:.2f}s",
+            )
+        )
+    else:
+        print(dump(to_data(final), state.output))
+    if final.status != "completed":
+        fail(f"execution {final.id} {final.status}: {final.error or 'no error message'}")
+
+
+def _wait_showing(
+    state: State, execution: Execution, order: list[str], timeout: float
+) -> Execution:
+    """Wait for the end of ``execution``: a live table on a terminal, else a line per change."""
     console = err_console()
     if console.is_terminal:
         with Live(_live_view(execution, order), console=console, refresh_per_second=8) as live:
@@ -357,19 +385,7 @@ def _follow(state: State, execution: Execution, order: list[str], timeout: float
                 print(f"{e.id} {sid}: {seen[sid]}{detail}", file=sys.stderr, flush=True)
 
         final = state.client.executions.wait(execution.id, timeout=timeout, on_update=log_changes)
-    if state.output == "table":
-        out_console().print(_steps_table(final, order, live=False))
-        out_console().print(
-            Text.assemble(
-                f"{final.id} ",
-                (final.status, STATUS_STYLES.get(final.status, "")),
-                f" in {final.duration_seconds or 0:.2f}s",
-            )
-        )
-    else:
-        print(dump(to_data(final), state.output))
-    if final.status != "completed":
-        fail(f"execution {final.id} {final.status}: {final.error or 'no error message'}")
+    return final
 
 
 def _live_view(execution: Execution, order: list[str]) -> RenderableType:
