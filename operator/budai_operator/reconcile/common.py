@@ -20,6 +20,8 @@ from .errors import UNAUTHORIZED_RECHECK, ErrorClass, Failure, backoff, classify
 from .polling import (
     ANN_EXTERNAL_ID,
     ANN_RECONCILE_REQUESTED_AT,
+    IN_FLIGHT_INTERVAL,
+    STABLE_INTERVAL,
     is_paused,
     poll_interval,
 )
@@ -44,6 +46,18 @@ class Ctx:
     status: Mapping[str, Any]
     now: datetime
     jitter: float = 0.5
+    in_flight_interval: float = IN_FLIGHT_INTERVAL
+    stable_interval: float = STABLE_INTERVAL
+
+    def poll(self, in_flight: bool, fast: float | None = None) -> float:
+        """Seconds until the next poll for this object (annotation override, jitter)."""
+        return poll_interval(
+            self.annotations,
+            in_flight=in_flight,
+            jitter=self.jitter,
+            in_flight_interval=fast if fast is not None else self.in_flight_interval,
+            stable_interval=self.stable_interval,
+        )
 
     @property
     def paused(self) -> bool:
@@ -216,7 +230,7 @@ def paused_plan(ctx: Ctx) -> Plan:
     )
     return Plan(
         status=status,
-        requeue_after=poll_interval(ctx.annotations, in_flight=False, jitter=ctx.jitter),
+        requeue_after=ctx.poll(False),
     )
 
 

@@ -27,7 +27,7 @@ from .common import (
     with_conditions,
 )
 from .model import set_fields
-from .polling import ANN_EXTERNAL_ID, poll_interval
+from .polling import ANN_EXTERNAL_ID
 
 
 def auto_scaling_body(spec: BudDeploymentSpec) -> dict[str, Any] | None:
@@ -154,7 +154,7 @@ def reconcile_deployment(
             )
             return Plan(
                 status=status,
-                requeue_after=poll_interval(ctx.annotations, in_flight=True, jitter=ctx.jitter),
+                requeue_after=ctx.poll(True),
             )
         body = strip_none(
             {
@@ -371,5 +371,5 @@ def reconcile_deployment(
             reason = (state or "Unknown").capitalize()
             message = f"the deployment is {state} ({ready}/{desired} replicas ready)"
         in_flight_plan(ctx, status, reason, message, replicas_cond, cluster_cond)
-    plan.requeue_after = poll_interval(ctx.annotations, in_flight=in_flight, jitter=ctx.jitter)
+    plan.requeue_after = ctx.poll(in_flight)
     return plan

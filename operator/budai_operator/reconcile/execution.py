@@ -27,7 +27,7 @@ from .common import (
     with_conditions,
 )
 from .model import set_fields
-from .polling import ANN_EXTERNAL_ID, poll_interval
+from .polling import ANN_EXTERNAL_ID
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 RUNNING_INTERVAL = 3.0
@@ -110,7 +110,7 @@ def reconcile_execution(
             status = in_flight_plan(ctx, base_status(ctx), "WaitingForPipeline", message)
             return Plan(
                 status=status,
-                requeue_after=poll_interval(ctx.annotations, in_flight=True, jitter=ctx.jitter),
+                requeue_after=ctx.poll(True),
             )
         body = strip_none({"pipeline_id": pipeline_id, "params": spec.params or {}})
         action = Action(
@@ -229,12 +229,7 @@ def reconcile_execution(
             else:
                 plan.requeue_after = left
     else:
-        plan.requeue_after = poll_interval(
-            ctx.annotations,
-            in_flight=True,
-            jitter=ctx.jitter,
-            in_flight_interval=RUNNING_INTERVAL,
-        )
+        plan.requeue_after = ctx.poll(True, fast=RUNNING_INTERVAL)
     return plan
 
 

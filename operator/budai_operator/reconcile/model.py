@@ -24,7 +24,7 @@ from .common import (
     stalled_status,
     strip_none,
 )
-from .polling import ANN_EXTERNAL_ID, poll_interval
+from .polling import ANN_EXTERNAL_ID
 
 # Stamped into the metadata of models the operator creates: a name clash with someone else's
 # model is then told apart from our own create whose response was lost.
@@ -244,5 +244,5 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
             c.cond(c.MODEL_AVAILABLE, "Unknown", "Unknown", message),
         )
         in_flight = True
-    plan.requeue_after = poll_interval(ctx.annotations, in_flight=in_flight, jitter=ctx.jitter)
+    plan.requeue_after = ctx.poll(in_flight)
     return plan

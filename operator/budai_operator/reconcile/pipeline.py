@@ -24,7 +24,7 @@ from .common import (
     strip_none,
 )
 from .model import set_fields
-from .polling import ANN_EXTERNAL_ID, poll_interval
+from .polling import ANN_EXTERNAL_ID
 
 _RETRY_DEFAULTS = {"max_attempts": 1, "backoff_multiplier": 1.0, "initial_delay_seconds": 1.0}
 
@@ -236,7 +236,5 @@ def reconcile_pipeline(
         ready_plan(
             ctx, status, "Active" if state == "active" else "Paused", f"the pipeline is {state}"
         )
-    plan.requeue_after = poll_interval(
-        ctx.annotations, in_flight=bool(plan.actions), jitter=ctx.jitter
-    )
+    plan.requeue_after = ctx.poll(bool(plan.actions))
     return plan

@@ -1,0 +1,131 @@
+"""Thin kopf adapters: every handler hands the object to `budai_operator.runtime.Runtime`.
+
+Per kind: an event handler (records the latest body, wakes the object on relevant changes), a
+daemon (the object's level-based reconcile loop) and a deletion handler (the finalizer
+`bud.studio/finalizer`). `budai_operator.cli` imports this module to register them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from .kubeapi import KubeApi
+from .metrics import register_objects
+from .models import GROUP, VERSION
+from .reconcile.common import Event
+from .reconcile.polling import FINALIZER
+from .remote import Gateway
+from .runtime import PLURALS, Runtime
+from .settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+def _post_event(body: Mapping[str, Any], event: Event) -> None:
+    # kopf queues Events and posts them in the background, with its own retries.
+    kopf.event(
+        cast(kopf.Body, body), type=event.type, reason=event.reason, message=event.message[:1024]
+    )
+
+
+def _runtime(memo: kopf.Memo) -> Runtime:
+    runtime: Runtime = memo["runtime"]
+    return runtime
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Configure kopf and build the shared runtime."""
+    op: OperatorSettings = memo["settings"]
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="bud.studio")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="bud.studio", key="last-handled-configuration"
+    )
+    # Our Events carry stable reasons; kopf's own log lines become Events only for warnings.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    kube = await KubeApi.connect()
+    runtime = Runtime(op, Gateway(op), kube, _post_event)
+    memo["runtime"] = runtime
+    if not memo.get("objects_registered"):
+        register_objects(runtime.object_counts)
+        memo["objects_registered"] = True
+    if op.peering:
+        await _ensure_peering(op, memo.get("namespaces") or ())
+    runtime.start_background()
+
+
+async def _ensure_peering(op: OperatorSettings, namespaces: tuple[str, ...]) -> None:
+    """Create the peering object kopf keeps alive, so replicas see each other out of the box."""
+    api = client.CustomObjectsApi()
+    body: dict[str, Any] = {"metadata": {"name": op.peering}}
+    try:
+        if namespaces:
+            for ns in namespaces:
+                if any(ch in ns for ch in "*?!,"):
+                    continue
+                body["apiVersion"], body["kind"] = "kopf.dev/v1", "KopfPeering"
+                await api.create_namespaced_custom_object(
+                    "kopf.dev", "v1", ns, "kopfpeerings", body
+                )
+        else:
+            body["apiVersion"], body["kind"] = "kopf.dev/v1", "ClusterKopfPeering"
+            await api.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+    except ApiException as err:
+        if err.status not in (409, 403, 404):
+            raise
+        if err.status != 409:
+            log.warning("could not create the peering object %s (HTTP %s)", op.peering, err.status)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Stop background refreshes and close connection pools."""
+    runtime = memo.get("runtime")
+    if isinstance(runtime, Runtime):
+        await runtime.stop_background()
+        await runtime.gw.aclose()
+        await runtime.kube.aclose()
+
+
+@kopf.on.probe(id="gateway_seconds_since_success")
+def gateway_probe(memo: kopf.Memo, **_: Any) -> float | None:
+    """Seconds since the gateway last answered (reported, never failing the probe)."""
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime) or not runtime.gw.last_success:
+        return None
+    import time
+
+    return round(time.monotonic() - runtime.gw.last_success, 1)
+
+
+def _register(kind: str) -> None:
+    plural = PLURALS[kind]
+
+    @kopf.on.event(GROUP, VERSION, plural, id=f"{kind}-event")
+    def on_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        runtime = memo.get("runtime")
+        if isinstance(runtime, Runtime):
+            runtime.observe_event(kind, event.get("type"), event.get("object") or {})
+
+    @kopf.daemon(GROUP, VERSION, plural, id=f"{kind}-reconcile", backoff=5.0)
+    async def reconcile_loop(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        await _runtime(memo).run_object(kind, body)
+
+    @kopf.on.delete(GROUP, VERSION, plural, id=f"{kind}-finalize", retries=None)
+    async def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        done, delay = await _runtime(memo).delete(kind, body)
+        if not done:
+            raise kopf.TemporaryError(f"waiting for the remote {kind} to go", delay=delay)
+
+
+for _kind in PLURALS:
+    _register(_kind)

@@ -1,0 +1,629 @@
+"""The reconcile loop around the pure decisions: gather what the decision needs, apply the plan's
+remote writes, write status, annotations and Events. Called by the thin kopf adapters in
+`budai_operator.handlers`; it does not import kopf (Events go through a callback).
+
+One `ObjectState` per custom resource holds the latest body seen on the watch, a wake-up event and
+the failure streak. Each object runs one loop (a kopf daemon): reconcile, then sleep until the
+plan's requeue time or until something relevant changes (spec, steering annotations, a referenced
+resource, the remote object seen by a list refresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from pydantic import BaseModel, ValidationError
+
+from budai.exceptions import BudAPIError
+
+from .kubeapi import KubeApi, status_patch
+from .metrics import RECONCILE_SECONDS, RECONCILES
+from .models import (
+    BudDeploymentSpec,
+    BudExecutionSpec,
+    BudModelSpec,
+    BudPipelineSpec,
+)
+from .reconcile import conditions as cnd
+from .reconcile.common import (
+    Action,
+    Ctx,
+    Event,
+    Observation,
+    Plan,
+    current_id,
+    default_remote_name,
+    delete_plan,
+    error_plan,
+    initial_status,
+    paused_plan,
+    stalled_plan,
+)
+from .reconcile.deployment import reconcile_deployment
+from .reconcile.errors import ErrorClass, Failure, backoff, classify
+from .reconcile.execution import TERMINAL, delete_execution_plan, reconcile_execution
+from .reconcile.model import reconcile_model
+from .reconcile.pipeline import reconcile_pipeline
+from .reconcile.polling import (
+    ANN_PAUSED,
+    ANN_POLL_INTERVAL,
+    ANN_RECONCILE_REQUESTED_AT,
+)
+from .remote import Gateway, Remote, to_dict, to_failure
+from .settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+PLURALS = {
+    "BudModel": "budmodels",
+    "BudDeployment": "buddeployments",
+    "BudPipeline": "budpipelines",
+    "BudExecution": "budexecutions",
+}
+SPECS: dict[str, type[BaseModel]] = {
+    "BudModel": BudModelSpec,
+    "BudDeployment": BudDeploymentSpec,
+    "BudPipeline": BudPipelineSpec,
+    "BudExecution": BudExecutionSpec,
+}
+NOUNS = {
+    "BudModel": "model",
+    "BudDeployment": "deployment",
+    "BudPipeline": "pipeline",
+    "BudExecution": "execution",
+}
+STEERING = (ANN_PAUSED, ANN_POLL_INTERVAL, ANN_RECONCILE_REQUESTED_AT)
+
+PostEvent = Callable[[Mapping[str, Any], Event], None]
+
+
+@dataclass
+class ObjectState:
+    """What the operator remembers about one custom resource between reconciles."""
+
+    kind: str
+    uid: str
+    namespace: str
+    name: str
+    body: dict[str, Any]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    attempts: int = 0
+    delete_attempts: int = 0
+    delete_failure: Failure | None = None
+    handled_generation: int | None = None
+    handled_steering: tuple[str, ...] = ()
+    remote_id: str | None = None
+    ready: str = "Unknown"
+    running: bool = False
+
+    @property
+    def steering(self) -> tuple[str, ...]:
+        annotations = (self.body.get("metadata") or {}).get("annotations") or {}
+        return tuple(str(annotations.get(k, "")) for k in STEERING)
+
+
+class _ActionFailed(Exception):
+    def __init__(self, failure: Failure, doing: str) -> None:
+        super().__init__(doing)
+        self.failure = failure
+        self.doing = doing
+
+
+class Runtime:
+    """Shared by every handler of one operator process."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        gateway: Gateway,
+        kube: KubeApi,
+        post_event: PostEvent,
+    ) -> None:
+        self.settings = settings
+        self.gw = gateway
+        self.kube = kube
+        self.post_event = post_event
+        self.objects: dict[str, ObjectState] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- registry -----------------------------------------------------------------------------
+
+    def observe_event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Record the latest body from the watch; wake the object (and what refers to it) when
+        something that matters changed. Status-only changes (our own writes) wake nothing."""
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        if not uid:
+            return
+        if event_type == "DELETED":
+            self.objects.pop(uid, None)
+            return
+        st = self.objects.get(uid)
+        if st is None:
+            st = ObjectState(
+                kind, uid, str(meta.get("namespace")), str(meta.get("name")), dict(body)
+            )
+            self.objects[uid] = st
+        old_status = (st.body.get("status") or {}) if st.body else {}
+        st.body = dict(body)
+        status = body.get("status") or {}
+        st.ready = str(
+            (cnd.get(status.get("conditions"), cnd.READY) or {}).get("status", "Unknown")
+        )
+        if meta.get("generation") != st.handled_generation or st.steering != st.handled_steering:
+            st.wake.set()
+        if meta.get("deletionTimestamp"):
+            st.wake.set()
+        if kind in ("BudModel", "BudPipeline") and (
+            old_status.get("id") != status.get("id") or st.ready != _ready_of(old_status)
+        ):
+            self._wake_dependents(kind, st.namespace, st.name)
+
+    def _wake_dependents(self, kind: str, namespace: str, name: str) -> None:
+        dependent, ref = (
+            ("BudDeployment", "modelRef") if kind == "BudModel" else ("BudExecution", "pipelineRef")
+        )
+        for other in self.objects.values():
+            if other.kind == dependent and other.namespace == namespace:
+                spec = other.body.get("spec") or {}
+                if (spec.get(ref) or {}).get("name") == name:
+                    other.wake.set()
+
+    def find(self, kind: str, namespace: str, name: str) -> ObjectState | None:
+        """A tracked resource by kind and name."""
+        for st in self.objects.values():
+            if st.kind == kind and st.namespace == namespace and st.name == name:
+                return st
+        return None
+
+    def object_counts(self) -> dict[tuple[str, str], int]:
+        """Objects by (kind, Ready status), for the metrics endpoint."""
+        return dict(Counter((st.kind, st.ready) for st in self.objects.values()))
+
+    # --- background refresh -------------------------------------------------------------------
+
+    def start_background(self) -> None:
+        """List-based refresh per kind and cluster health refresh."""
+        for kind in ("BudModel", "BudDeployment", "BudPipeline"):
+            self._tasks.append(
+                asyncio.create_task(self._refresh_loop(kind), name=f"refresh {kind}")
+            )
+        self._tasks.append(asyncio.create_task(self._cluster_loop(), name="cluster health"))
+
+    async def stop_background(self) -> None:
+        """Cancel the refresh loops."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _refresh_loop(self, kind: str) -> None:
+        cache = self.gw.cache_for(kind)
+        while True:
+            pages = max(1, -(-cache.last_list_size // self.gw.PAGE))
+            # One page every few seconds at most: idle traffic stays flat as the count grows.
+            interval = max(self.settings.refresh_interval, 3.0 * pages)
+            await asyncio.sleep(interval * (0.9 + 0.2 * random.random()))
+            managed = {
+                st.remote_id: st for st in self.objects.values() if st.kind == kind and st.remote_id
+            }
+            if not managed:
+                continue
+            try:
+                changed = await cache.refresh()
+            except BudAPIError as err:
+                log.warning("list refresh of %s failed: %s", kind, err)
+                continue
+            except Exception:
+                log.exception("list refresh of %s failed", kind)
+                continue
+            for remote_id in changed:
+                st = managed.get(remote_id)
+                if st is not None:
+                    st.wake.set()
+
+    async def _cluster_loop(self) -> None:
+        last: dict[str, str] = {}
+        while True:
+            await asyncio.sleep(self.settings.cluster_interval * (0.9 + 0.2 * random.random()))
+            in_use: dict[str, list[ObjectState]] = {}
+            for st in self.objects.values():
+                if st.kind == "BudDeployment":
+                    cluster_id = (st.body.get("spec") or {}).get("clusterId")
+                    if cluster_id:
+                        in_use.setdefault(str(cluster_id), []).append(st)
+            for cluster_id, deps in in_use.items():
+                try:
+                    cluster, health = await self.gw.cluster(cluster_id, 0)
+                except BudAPIError as err:
+                    log.warning("cluster %s health refresh failed: %s", cluster_id, err)
+                    continue
+                mark = f"{(health or {}).get('status')}/{(cluster or {}).get('status')}"
+                mark += f"/{(health or {}).get('node_count')}"
+                if last.get(cluster_id) not in (None, mark):
+                    for st in deps:
+                        st.wake.set()
+                last[cluster_id] = mark
+
+    # --- the per-object loop --------------------------------------------------------------------
+
+    async def run_object(self, kind: str, body: Mapping[str, Any]) -> None:
+        """Reconcile one object until kopf cancels the loop (deletion, shutdown, peering)."""
+        self.observe_event(kind, None, body)
+        st = self.objects[str(body["metadata"]["uid"])]
+        st.running = True
+        try:
+            failures = 0
+            while True:
+                st.wake.clear()
+                try:
+                    delay = await self.reconcile(st)
+                    failures = 0
+                except Exception:
+                    # A Kubernetes API hiccup or a bug: keep the loop alive, back off, retry.
+                    log.exception("reconcile of %s %s/%s crashed", st.kind, st.namespace, st.name)
+                    RECONCILES.labels(st.kind, "crash").inc()
+                    delay = backoff(failures, None, random.random())
+                    failures += 1
+                if delay is None:
+                    await st.wake.wait()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(st.wake.wait(), timeout=max(delay, 0.05))
+        finally:
+            st.running = False
+
+    def _ctx(self, st: ObjectState) -> Ctx:
+        meta = st.body.get("metadata") or {}
+        return Ctx(
+            kind=st.kind,
+            name=st.name,
+            namespace=st.namespace,
+            uid=st.uid,
+            generation=int(meta.get("generation") or 1),
+            annotations=dict(meta.get("annotations") or {}),
+            status=dict(st.body.get("status") or {}),
+            now=datetime.now(UTC),
+            jitter=random.random(),
+            in_flight_interval=self.settings.in_flight_interval,
+            stable_interval=self.settings.stable_interval,
+        )
+
+    async def reconcile(self, st: ObjectState) -> float | None:
+        """One reconcile of one object; returns when to look again (None: on change only)."""
+        started = time.monotonic()
+        if (st.body.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        ctx = self._ctx(st)
+        st.handled_generation = ctx.generation
+        st.handled_steering = st.steering
+        result = "success"
+        try:
+            first = initial_status(ctx)
+            if first is not None:
+                await self._write_status(st, ctx, first)
+                ctx = replace(ctx, status=first)
+            try:
+                spec = SPECS[st.kind].model_validate(st.body.get("spec") or {})
+            except ValidationError as err:
+                plan = stalled_plan(ctx, "InvalidSpec", f"spec is invalid: {err}")
+                result = "stalled"
+            else:
+                plan = await self._plan(st, ctx, spec)
+                st.attempts = 0
+                if cnd.is_true(plan.status.get("conditions"), cnd.STALLED):
+                    result = "stalled"
+                elif ctx.paused:
+                    result = "paused"
+        except _ActionFailed as err:
+            plan = self._failed(st, ctx, err.failure, err.doing)
+            result = "error"
+        await self._apply_writes(st, ctx, plan)
+        RECONCILES.labels(st.kind, result).inc()
+        RECONCILE_SECONDS.labels(st.kind).observe(time.monotonic() - started)
+        return plan.requeue_after
+
+    def _failed(self, st: ObjectState, ctx: Ctx, failure: Failure, doing: str) -> Plan:
+        plan = error_plan(ctx, failure, attempt=st.attempts, doing=doing)
+        if classify(failure) not in (ErrorClass.INVALID, ErrorClass.UNAUTHORIZED):
+            st.attempts += 1
+        log.warning(
+            "%s %s/%s: %s failed: %s",
+            st.kind,
+            st.namespace,
+            st.name,
+            doing,
+            failure.describe(),
+        )
+        return plan
+
+    async def _call(self, doing: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except BudAPIError as err:
+            raise _ActionFailed(to_failure(err), doing) from None
+
+    def _max_age(self, ctx: Ctx) -> float:
+        """How stale a cached remote object may be for this reconcile."""
+        requested = ctx.annotations.get(ANN_RECONCILE_REQUESTED_AT)
+        if ctx.spec_changed or (
+            requested and requested != ctx.status.get("lastHandledReconcileAt")
+        ):
+            return 0.0
+        if cnd.is_true(ctx.status.get("conditions"), cnd.RECONCILING):
+            return self.settings.in_flight_interval / 2
+        return self.settings.refresh_interval * 2
+
+    async def _observe(self, st: ObjectState, ctx: Ctx, spec: Any) -> Observation:
+        kind = st.kind
+        noun = NOUNS[kind]
+        known = current_id(ctx, getattr(spec, "external_id", None))
+        if known:
+            st.remote_id = known
+            remote = await self._call(
+                f"read {noun} {known}", self.gw.cache_for(kind).observe(known, self._max_age(ctx))
+            )
+            return Observation(remote, via="id", gone=remote is None)
+        if kind == "BudExecution":
+            return Observation()
+        name = default_remote_name(ctx, getattr(spec, "name", None))
+        found = await self._call(f"look up {noun} {name}", self.gw.find_by_name(kind, name))
+        return Observation(found, via="name") if found else Observation()
+
+    async def _decide(self, st: ObjectState, ctx: Ctx, spec: Any, obs: Observation) -> Plan:
+        kind = st.kind
+        if kind == "BudModel":
+            return reconcile_model(ctx, cast(BudModelSpec, spec), obs)
+        if kind == "BudDeployment":
+            dspec = cast(BudDeploymentSpec, spec)
+            model_id, wait = self._resolve_ref(
+                st, "BudModel", dspec.model_ref.name if dspec.model_ref else None, dspec.model_id
+            )
+            cluster, health = await self._call(
+                f"read cluster {dspec.cluster_id}",
+                self.gw.cluster(dspec.cluster_id, self.settings.cluster_interval),
+            )
+            return reconcile_deployment(
+                ctx, dspec, obs, model_id=model_id, model_wait=wait, cluster=cluster, health=health
+            )
+        if kind == "BudPipeline":
+            actions = await self.gw.known_actions()
+            return reconcile_pipeline(ctx, cast(BudPipelineSpec, spec), obs, known_actions=actions)
+        espec = cast(BudExecutionSpec, spec)
+        pipeline_id, wait = self._resolve_ref(
+            st,
+            "BudPipeline",
+            espec.pipeline_ref.name if espec.pipeline_ref else None,
+            espec.pipeline_id,
+        )
+        return reconcile_execution(ctx, espec, obs, pipeline_id=pipeline_id, pipeline_wait=wait)
+
+    def _resolve_ref(
+        self, st: ObjectState, kind: str, ref: str | None, direct: str | None
+    ) -> tuple[str | None, str | None]:
+        if direct:
+            return direct, None
+        if ref is None:
+            return None, "no reference set"
+        target = self.find(kind, st.namespace, ref)
+        if target is None:
+            return None, f"{kind} {ref} not found in namespace {st.namespace}"
+        target_status = target.body.get("status") or {}
+        remote_id = target_status.get("id")
+        if not remote_id:
+            return None, f"{kind} {ref} has no remote id yet"
+        if kind == "BudPipeline" and target.ready != "True":
+            return None, f"{kind} {ref} is not Ready yet"
+        return str(remote_id), None
+
+    async def _plan(self, st: ObjectState, ctx: Ctx, spec: Any) -> Plan:
+        if ctx.paused:
+            return paused_plan(ctx)
+        obs = await self._observe(st, ctx, spec)
+        plan = await self._decide(st, ctx, spec, obs)
+        events: list[Event] = []
+        annotations: dict[str, str] = {}
+        for _ in range(3):
+            events.extend(plan.events)
+            annotations.update(plan.annotations)
+            if not plan.actions:
+                break
+            after = await self._act(st, ctx, spec, plan.actions)
+            if after is None:
+                break
+            plan = await self._decide(st, ctx, spec, after)
+        plan.events = events
+        plan.annotations = annotations
+        return plan
+
+    async def _act(
+        self, st: ObjectState, ctx: Ctx, spec: Any, actions: list[Action]
+    ) -> Observation | None:
+        """Apply remote writes in order; the last returned object is the new observation."""
+        result: Remote | None = None
+        for action in actions:
+            if action.message:
+                self.post_event(
+                    st.body,
+                    Event(
+                        "Warning" if action.reason == "DriftCorrected" else "Normal",
+                        action.reason or "Updating",
+                        action.message,
+                    ),
+                )
+            if action.op == "delete_resource":
+                await self.kube.delete(PLURALS[st.kind], st.namespace, st.name)
+                return None
+            try:
+                result = await self._send(st, action)
+            except _ActionFailed as err:
+                if err.failure.code == "already_exists" and action.op == "create":
+                    # Someone (or our own lost response) holds the name: decide on what is there.
+                    found = await self._call(
+                        f"look up {NOUNS[st.kind]}",
+                        self.gw.find_by_name(st.kind, str(action.body.get("name"))),
+                    )
+                    if found:
+                        return Observation(found, via="name")
+                raise
+            self.gw.cache_for(st.kind).put(result)
+            st.remote_id = str(result.get("id"))
+        return Observation(result, via="action") if result is not None else None
+
+    async def _send(self, st: ObjectState, action: Action) -> Remote:
+        c = self.gw.client
+        key = action.idempotency_key
+        body: dict[str, Any] = dict(action.body)
+        target = action.target_id or ""
+        noun = NOUNS[st.kind]
+        doing = f"{action.op} {noun}" + (f" {target}" if target else "")
+        call: Any
+        if st.kind == "BudModel":
+            if action.op == "create":
+                call = c.models.create(idempotency_key=key, **body)
+            else:
+                call = c.models.update(target, idempotency_key=key, **body)
+        elif st.kind == "BudDeployment":
+            if action.op == "create":
+                call = c.deployments.create(idempotency_key=key, **body)
+            elif action.op == "stop":
+                call = c.deployments.stop(target, idempotency_key=key)
+            elif action.op == "start":
+                call = c.deployments.start(target, idempotency_key=key)
+            else:
+                call = c.deployments.update(target, idempotency_key=key, **body)
+        elif st.kind == "BudPipeline":
+            if action.op == "create":
+                call = c.pipelines.create(idempotency_key=key, **body)
+            else:
+                call = c.pipelines.update(target, idempotency_key=key, **body)
+        elif action.op == "create":
+            call = c.executions.create(
+                body["pipeline_id"], body.get("params") or {}, idempotency_key=key
+            )
+        else:
+            call = c.executions.cancel(target, idempotency_key=key)
+        return to_dict(await self._call(doing, call))
+
+    # --- deletion -------------------------------------------------------------------------------
+
+    async def delete(self, kind: str, body: Mapping[str, Any]) -> tuple[bool, float]:
+        """One attempt at finalizing; returns (done, retry delay)."""
+        self.observe_event(kind, None, body)
+        st = self.objects[str(body["metadata"]["uid"])]
+        ctx = self._ctx(st)
+        try:
+            spec: Any = SPECS[kind].model_validate(st.body.get("spec") or {})
+        except ValidationError:
+            return True, 0.0  # nothing was ever created from an invalid spec
+        remote_id = current_id(ctx, getattr(spec, "external_id", None))
+        cache = self.gw.cache_for(kind)
+        try:
+            obs = Observation()
+            if remote_id:
+                remote = await self._call(
+                    f"read {NOUNS[kind]} {remote_id}", cache.observe(remote_id, 0.0)
+                )
+                obs = Observation(remote, via="id", gone=remote is None)
+            if kind == "BudExecution":
+                plan = delete_execution_plan(ctx, spec, obs)
+            else:
+                plan = delete_plan(
+                    ctx,
+                    policy=str(spec.deletion_policy.value),
+                    remote_id=remote_id,
+                    observation=obs,
+                    attempt=st.delete_attempts,
+                    last_failure=st.delete_failure,
+                    noun=NOUNS[kind],
+                )
+            for action in plan.actions:
+                await self._send_delete(st, action)
+        except _ActionFailed as err:
+            st.delete_attempts += 1
+            st.delete_failure = err.failure
+            log.warning(
+                "%s %s/%s: %s failed: %s",
+                kind,
+                st.namespace,
+                st.name,
+                err.doing,
+                err.failure.describe(),
+            )
+            plan = delete_plan(
+                ctx,
+                policy=str(spec.deletion_policy.value),
+                remote_id=remote_id,
+                observation=Observation(gone=False),
+                attempt=st.delete_attempts,
+                last_failure=err.failure,
+                noun=NOUNS[kind],
+            )
+            plan.actions = []
+        for event in plan.events:
+            self.post_event(st.body, event)
+        if plan.done:
+            if remote_id:
+                cache.forget(remote_id)
+            return True, 0.0
+        patch = status_patch(ctx.status, plan.status)
+        if patch:
+            await self.kube.patch_status(PLURALS[kind], st.namespace, st.name, patch)
+        return False, plan.requeue_after or 2.0
+
+    async def _send_delete(self, st: ObjectState, action: Action) -> None:
+        c = self.gw.client
+        target = action.target_id or ""
+        doing = f"{action.op} {NOUNS[st.kind]} {target}"
+        call: Any
+        if action.op == "cancel":
+            call = c.executions.cancel(target, idempotency_key=action.idempotency_key)
+        elif st.kind == "BudModel":
+            call = c.models.delete(target, idempotency_key=action.idempotency_key)
+        elif st.kind == "BudDeployment":
+            call = c.deployments.delete(target, idempotency_key=action.idempotency_key)
+        else:
+            call = c.pipelines.delete(target, idempotency_key=action.idempotency_key)
+        try:
+            result = await self._call(doing, call)
+        except _ActionFailed as err:
+            if err.failure.status_code == 404:
+                return
+            raise
+        if result is not None and not isinstance(result, bool):
+            with contextlib.suppress(KeyError, TypeError, AttributeError):
+                self.gw.cache_for(st.kind).put(to_dict(result))
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    async def _write_status(self, st: ObjectState, ctx: Ctx, status: dict[str, Any]) -> None:
+        patch = status_patch(ctx.status, status)
+        if patch and await self.kube.patch_status(PLURALS[st.kind], st.namespace, st.name, patch):
+            # Keep the local copy current so the next reconcile does not wait for the watch.
+            st.body["status"] = status
+            st.ready = _ready_of(status)
+
+    async def _apply_writes(self, st: ObjectState, ctx: Ctx, plan: Plan) -> None:
+        if plan.annotations:
+            await self.kube.patch_annotations(
+                PLURALS[st.kind], st.namespace, st.name, plan.annotations
+            )
+        await self._write_status(st, ctx, plan.status)
+        for event in plan.events:
+            self.post_event(st.body, event)
+
+
+def _ready_of(status: Mapping[str, Any]) -> str:
+    return str((cnd.get(status.get("conditions"), cnd.READY) or {}).get("status", "Unknown"))
+
+
+__all__ = ["PLURALS", "TERMINAL", "ObjectState", "Runtime"]
