@@ -194,6 +194,7 @@ class Gateway:
         self.executions = RemoteCache("BudExecution", c.executions.get, None)
         self.clusters: dict[str, tuple[Remote | None, Remote | None, float]] = {}
         self._actions: tuple[frozenset[str], float] | None = None
+        self._cluster_names: dict[str, tuple[str | None, float]] = {}
 
     async def _all(self, list_fn: Callable[..., Any]) -> AsyncIterator[Any]:
         async for item in list_fn(limit=self.PAGE):
@@ -249,6 +250,17 @@ class Gateway:
             cluster, health = None, None
         self.clusters[cluster_id] = (cluster, health, now)
         return cluster, health
+
+    async def cluster_id_for(self, name: str) -> str | None:
+        """The id of the cluster with this name (cached a minute); None when there is none."""
+        now = time.monotonic()
+        cached = self._cluster_names.get(name)
+        if cached is not None and now - cached[1] <= 60:
+            return cached[0]
+        page = await self.client.clusters.list(name=name, limit=5)
+        found = next((to_dict(c)["id"] for c in page.data if to_dict(c).get("name") == name), None)
+        self._cluster_names[name] = (found, now)
+        return str(found) if found else None
 
     async def known_actions(self) -> frozenset[str] | None:
         """The action catalogue's names (cached ten minutes); None when it cannot be read."""

@@ -238,7 +238,9 @@ class Runtime:
             in_use: dict[str, list[ObjectState]] = {}
             for st in self.objects.values():
                 if st.kind == "BudDeployment":
-                    cluster_id = (st.body.get("spec") or {}).get("clusterId")
+                    cluster_id = (st.body.get("spec") or {}).get("clusterId") or (
+                        (st.body.get("status") or {}).get("cluster") or {}
+                    ).get("id")
                     if cluster_id:
                         in_use.setdefault(str(cluster_id), []).append(st)
             for cluster_id, deps in in_use.items():
@@ -388,12 +390,27 @@ class Runtime:
             model_id, wait = self._resolve_ref(
                 st, "BudModel", dspec.model_ref.name if dspec.model_ref else None, dspec.model_id
             )
-            cluster, health = await self._call(
-                f"read cluster {dspec.cluster_id}",
-                self.gw.cluster(dspec.cluster_id, self.settings.cluster_interval),
-            )
+            cluster_id = dspec.cluster_id
+            if cluster_id is None and dspec.cluster_name:
+                cluster_id = await self._call(
+                    f"look up cluster {dspec.cluster_name}",
+                    self.gw.cluster_id_for(dspec.cluster_name),
+                )
+            cluster = health = None
+            if cluster_id:
+                cluster, health = await self._call(
+                    f"read cluster {cluster_id}",
+                    self.gw.cluster(cluster_id, self.settings.cluster_interval),
+                )
             return reconcile_deployment(
-                ctx, dspec, obs, model_id=model_id, model_wait=wait, cluster=cluster, health=health
+                ctx,
+                dspec,
+                obs,
+                model_id=model_id,
+                model_wait=wait,
+                cluster_id=cluster_id,
+                cluster=cluster,
+                health=health,
             )
         if kind == "BudPipeline":
             actions = await self.gw.known_actions()

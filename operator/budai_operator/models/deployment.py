@@ -78,6 +78,10 @@ class BudDeploymentSpec(ManagedSpec):
                     "rule": "has(self.modelRef) != has(self.modelId)",
                     "message": "exactly one of modelRef and modelId must be set",
                 },
+                {
+                    "rule": "has(self.clusterId) != has(self.clusterName)",
+                    "message": "exactly one of clusterId and clusterName must be set",
+                },
                 EXTERNAL_ID_IMMUTABLE,
                 NAME_IMMUTABLE,
             ]
@@ -90,8 +94,12 @@ class BudDeploymentSpec(ManagedSpec):
     model_id: str | None = Field(default=None, min_length=1, max_length=128)
     """Remote id of the model to deploy (exclusive with modelRef)."""
 
-    cluster_id: str = Field(min_length=1, max_length=128)
-    """Remote id of the cluster to deploy on."""
+    cluster_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """Remote id of the cluster to deploy on (exclusive with clusterName)."""
+
+    cluster_name: str | None = Field(default=None, min_length=1, max_length=253)
+    """Name of the cluster to deploy on, resolved to its id by the operator (exclusive with
+    clusterId)."""
 
     replicas: int = Field(default=1, ge=0, le=1000)
     """Desired replicas; ignored while autoScaling.enabled (the gateway owns the count)."""

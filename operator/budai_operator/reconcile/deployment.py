@@ -122,16 +122,25 @@ def reconcile_deployment(
     *,
     model_id: str | None,
     model_wait: str | None = None,
+    cluster_id: str | None = None,
     cluster: Mapping[str, Any] | None = None,
     health: Mapping[str, Any] | None = None,
 ) -> Plan:
     """One level-based decision for a BudDeployment.
 
     `model_id` is the resolved model (spec.modelId, or the referenced BudModel's id); when it is
-    None, `model_wait` says why. `cluster` and `health` are the cluster and its health as last read.
+    None, `model_wait` says why. `cluster_id` is spec.clusterId or the id clusterName resolved
+    to (None: no such cluster). `cluster` and `health` are the cluster and its health as last read.
     """
     if ctx.paused:
         return paused_plan(ctx)
+    cluster_id = cluster_id or spec.cluster_id
+    if cluster_id is None:
+        missing = stalled_plan(
+            ctx, "ClusterNotFound", f"no cluster named {spec.cluster_name} in the gateway"
+        )
+        missing.requeue_after = ctx.poll(False)
+        return missing
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
     name = default_remote_name(ctx, spec.name)
@@ -160,7 +169,7 @@ def reconcile_deployment(
             {
                 "name": name,
                 "model_id": model_id,
-                "cluster_id": spec.cluster_id,
+                "cluster_id": cluster_id,
                 "replicas": None if autoscaling_on(spec) else spec.replicas,
                 "auto_scaling": auto_scaling_body(spec),
                 "resources": resources_body(spec),
@@ -171,7 +180,7 @@ def reconcile_deployment(
             body=body,
             idempotency_key=ctx.idempotency_key("create", body),
             reason="Creating",
-            message=f"creating remote deployment {name} on cluster {spec.cluster_id}",
+            message=f"creating remote deployment {name} on cluster {cluster_id}",
         )
         status = base_status(ctx)
         events = []
@@ -196,7 +205,7 @@ def reconcile_deployment(
     remote_id = str(remote.get("id"))
     if obs.via == "name" and (
         (model_id is not None and remote.get("model_id") != model_id)
-        or remote.get("cluster_id") != spec.cluster_id
+        or remote.get("cluster_id") != cluster_id
     ):
         return stalled_plan(
             ctx,
@@ -217,8 +226,8 @@ def reconcile_deployment(
     mismatch = []
     if model_id is not None and remote.get("model_id") != model_id:
         mismatch.append(f"model {remote.get('model_id')} (spec wants {model_id})")
-    if remote.get("cluster_id") != spec.cluster_id:
-        mismatch.append(f"cluster {remote.get('cluster_id')} (spec wants {spec.cluster_id})")
+    if remote.get("cluster_id") != cluster_id:
+        mismatch.append(f"cluster {remote.get('cluster_id')} (spec wants {cluster_id})")
     if mismatch:
         message = (
             f"the remote deployment {remote_id} runs "
@@ -304,7 +313,7 @@ def reconcile_deployment(
         )
         if isinstance(remote_as, Mapping)
         else None,
-        cluster=_cluster_status(spec.cluster_id, cluster, health, now),
+        cluster=_cluster_status(cluster_id, cluster, health, now),
         lastSyncTime=now,
     )
 
@@ -317,7 +326,7 @@ def reconcile_deployment(
             c.CLUSTER_HEALTHY,
             False,
             health_state.capitalize(),
-            f"cluster {spec.cluster_id} is {health_state} ({nodes} ready nodes)",
+            f"cluster {cluster_id} is {health_state} ({nodes} ready nodes)",
         )
     else:
         cluster_cond = c.cond(
@@ -350,7 +359,7 @@ def reconcile_deployment(
             cluster_cond,
         )
     elif health_state == "unhealthy":
-        message = f"cluster {spec.cluster_id} is unhealthy: the deployment cannot serve"
+        message = f"cluster {cluster_id} is unhealthy: the deployment cannot serve"
         in_flight_plan(ctx, status, "ClusterUnhealthy", message, replicas_cond, cluster_cond)
         in_flight = True
     elif state == "active" and ready >= 1 and not plan.actions:
