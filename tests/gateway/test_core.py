@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from budai_gateway.testing import LocalGateway
 
+from budai_gateway.testing import LocalGateway
 from tests.gateway.conftest import assert_error, make_model
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from budai_gateway.testing import LocalGateway
-
 from tests.gateway.conftest import wait_status
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from budai_gateway.testing import LocalGateway
 
+from budai_gateway.testing import LocalGateway
 from tests.gateway.conftest import assert_error, cluster_ids, make_model
 
 
