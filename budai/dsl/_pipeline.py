@@ -25,6 +25,13 @@ __all__ = ["Pipeline", "PipelineStep", "PipelineValidationError", "Retry"]
 
 STEP_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_STEPS: Final = 500
+# Upper bounds the gateway enforces; checking them here reports them with everything else.
+MAX_ATTEMPTS: Final = 100
+MAX_BACKOFF_MULTIPLIER: Final = 100.0
+MAX_INITIAL_DELAY_SECONDS: Final = 3600.0
+MAX_TIMEOUT_SECONDS: Final = 86_400.0
+_STEP_KEYS: Final = frozenset({"id", "action", "params", "depends_on", "condition", "retry",
+                               "timeout_seconds"})  # fmt: skip
 _OPTIONAL_KEYS: Final = ("depends_on", "condition", "retry", "timeout_seconds")
 
 Condition = Expr | str
@@ -78,20 +85,26 @@ class Retry:
     def problems(self) -> list[str]:
         """What is out of bounds, as sentences."""
         out: list[str] = []
-        if not _is_int(self.max_attempts) or self.max_attempts < 1:
-            out.append(f"retry.max_attempts must be an integer >= 1 (got {self.max_attempts!r})")
-        if self.backoff_multiplier is not None and (
-            not _is_number(self.backoff_multiplier) or self.backoff_multiplier < 1
-        ):
+        if not _is_int(self.max_attempts) or not 1 <= self.max_attempts <= MAX_ATTEMPTS:
             out.append(
-                f"retry.backoff_multiplier must be a number >= 1 (got {self.backoff_multiplier!r})"
+                f"retry.max_attempts must be an integer from 1 to {MAX_ATTEMPTS} "
+                f"(got {self.max_attempts!r})"
             )
-        if self.initial_delay_seconds is not None and (
-            not _is_number(self.initial_delay_seconds) or self.initial_delay_seconds < 0
+        multiplier = self.backoff_multiplier
+        if multiplier is not None and (
+            not _is_number(multiplier) or not 1 <= multiplier <= MAX_BACKOFF_MULTIPLIER
         ):
             out.append(
-                "retry.initial_delay_seconds must be a number >= 0 "
-                f"(got {self.initial_delay_seconds!r})"
+                f"retry.backoff_multiplier must be a number from 1 to {MAX_BACKOFF_MULTIPLIER:g} "
+                f"(got {multiplier!r})"
+            )
+        delay = self.initial_delay_seconds
+        if delay is not None and (
+            not _is_number(delay) or not 0 <= delay <= MAX_INITIAL_DELAY_SECONDS
+        ):
+            out.append(
+                "retry.initial_delay_seconds must be a number from 0 to "
+                f"{MAX_INITIAL_DELAY_SECONDS:g} (got {delay!r})"
             )
         return out
 
@@ -130,6 +143,8 @@ class PipelineStep:
         # and whether it left out `params`.
         self._explicit_empty: dict[str, Any] = {}
         self._omit_empty_params = False
+        # Keys this SDK does not know (a newer gateway's), carried through unchanged.
+        self._extra: dict[str, Any] = {}
 
     @property
     def output(self) -> Ref:
@@ -254,6 +269,8 @@ class Pipeline(ActionHelpers):
         self.description = description
         self.retry = retry
         self._steps: list[PipelineStep] = []
+        # Top-level definition keys other than `steps`, kept by from_definition for the round trip.
+        self._extra: dict[str, Any] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -402,13 +419,17 @@ class Pipeline(ActionHelpers):
             if step.retry is not None:
                 problems.extend(f"step {step_id!r}: {p}" for p in step.retry.problems())
             t = step.timeout_seconds
-            if t is not None and (not _is_number(t) or t <= 0):
-                problems.append(f"step {step_id!r}: timeout_seconds must be > 0 (got {t!r})")
+            if t is not None and (not _is_number(t) or not 0 < t <= MAX_TIMEOUT_SECONDS):
+                problems.append(
+                    f"step {step_id!r}: timeout_seconds must be > 0 and at most "
+                    f"{MAX_TIMEOUT_SECONDS:g} (got {t!r})"
+                )
 
         steps_out: list[StepDict] = []
         for step in self._steps:
             steps_out.append(self._step_dict(step, graph.get(step.id, set())))
-        return {"steps": steps_out}, problems
+        definition: dict[str, Any] = {**copy.deepcopy(self._extra), "steps": steps_out}
+        return definition, problems  # type: ignore[return-value]  # extra keys are allowed
 
     def _param_refs(self, step: PipelineStep, problems: list[str]) -> set[str]:
         found: set[str] = set()
@@ -473,6 +494,8 @@ class Pipeline(ActionHelpers):
                 out[key] = value
             elif key in step._explicit_empty:
                 out[key] = step._explicit_empty[key]
+        for key, value in step._extra.items():
+            out.setdefault(key, copy.deepcopy(value))
         return out  # type: ignore[return-value]
 
     # -- round trip and drawing ------------------------------------------------------------
@@ -487,6 +510,7 @@ class Pipeline(ActionHelpers):
         """A builder holding ``definition``; ``from_definition(d).build() == d`` for any valid,
         sorted definition (such as one ``build()`` produced or the gateway returned)."""
         p = cls(name, description)
+        p._extra = {k: copy.deepcopy(v) for k, v in definition.items() if k != "steps"}
         for raw in definition.get("steps", []):
             step = p.step(
                 raw["id"],
@@ -502,6 +526,7 @@ class Pipeline(ActionHelpers):
                 k: copy.deepcopy(raw[k]) for k in _OPTIONAL_KEYS if k in raw and not raw[k]
             }
             step._omit_empty_params = "params" not in raw
+            step._extra = {k: copy.deepcopy(v) for k, v in raw.items() if k not in _STEP_KEYS}
         return p
 
     def to_mermaid(self) -> str:

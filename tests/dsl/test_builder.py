@@ -165,13 +165,13 @@ def test_build_reports_every_problem_at_once() -> None:
         "step 'd' depends on unknown step 'ghost'",
         "cycle: b >> c >> b",
         "step 'e': condition references step 'd', which is not upstream (add the edge d >> e)",
-        "step 'f': retry.backoff_multiplier must be a number >= 1 (got 0.5)",
-        "step 'f': retry.initial_delay_seconds must be a number >= 0 (got -1)",
-        "default retry.max_attempts must be an integer >= 1 (got 0)",
+        "step 'f': retry.backoff_multiplier must be a number from 1 to 100 (got 0.5)",
+        "step 'f': retry.initial_delay_seconds must be a number from 0 to 3600 (got -1)",
+        "default retry.max_attempts must be an integer from 1 to 100 (got 0)",
         "step 'g': condition references unknown step 'nope'",
         "step 'h': params reference the step's own output",
         "step 'i' depends on itself",
-        "step 'j': timeout_seconds must be > 0 (got 0)",
+        "step 'j': timeout_seconds must be > 0 and at most 86400 (got 0)",
     ]
     for line in expected:
         assert line in problems, (line, problems)
@@ -251,6 +251,23 @@ def test_round_trip_from_definition() -> None:
         ]
     }  # fmt: skip
     assert Pipeline.from_definition(loose).build() == loose
+    # Keys this SDK does not know (from a newer gateway) survive the round trip.
+    newer: dict[str, Any] = {
+        "version": 2,
+        "steps": [{"id": "a", "action": "log", "params": {}, "on_failure": "continue"}],
+    }
+    assert Pipeline.from_definition(newer).build() == newer
+
+
+def test_retry_upper_bounds() -> None:
+    p = Pipeline("bounds")
+    p.log("a", message="a", retry=Retry(101, backoff_multiplier=101, initial_delay_seconds=3601))
+    p.log("b", message="b", retry=Retry(100, backoff_multiplier=100, initial_delay_seconds=3600))
+    p.log("c", message="c", retry=Retry(True, backoff_multiplier=float("inf")))
+    problems = p.problems()
+    assert len([x for x in problems if x.startswith("step 'a'")]) == 3
+    assert not [x for x in problems if x.startswith("step 'b'")]
+    assert len([x for x in problems if x.startswith("step 'c'")]) == 2
 
 
 def test_to_mermaid_draws_nodes_edges_and_conditions() -> None:
