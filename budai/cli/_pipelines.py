@@ -22,6 +22,7 @@ from rich.text import Text
 
 from budai.dsl import Pipeline as DslPipeline
 from budai.dsl import PipelineValidationError
+from budai.exceptions import ConflictError
 from budai.types import Execution, Pipeline
 
 from ._app import State, fail, output_option, parse_pairs, pass_state
@@ -158,6 +159,31 @@ def pipelines_create(state: State, file: str, name: str | None, description: str
         name=final_name, description=description or loaded.description, definition=definition
     )
     print_object(created, state.output)
+
+
+@pipelines.command("apply")
+@file_option
+@click.option("--name", help="Pipeline name (default: from the file, else the file's name).")
+@click.option("--description", help="Description (default: from the file).")
+@output_option
+@pass_state
+def pipelines_apply(state: State, file: str, name: str | None, description: str | None) -> None:
+    """Create the pipeline, or update the one with the same name (for files kept in Git)."""
+    loaded = load_pipeline_file(file)
+    definition = _checked(loaded)
+    final_name = name or loaded.name or loaded.pipeline.name
+    final_description = description or loaded.description
+    try:
+        result = state.client.pipelines.create(
+            name=final_name, description=final_description, definition=definition
+        )
+    except ConflictError as exc:
+        if exc.code != "already_exists" or not exc.param:
+            raise
+        result = state.client.pipelines.update(
+            exc.param, description=final_description, definition=definition
+        )
+    print_object(result, state.output)
 
 
 @pipelines.command("update")

@@ -271,3 +271,23 @@ def test_the_key_is_never_printed(budai: Budai, unique: str) -> None:
     ]
     for result in outputs:
         assert key not in result.out and key not in result.err
+
+
+def test_pipelines_apply_creates_then_updates(budai: Budai, tmp_path: Path, unique: str) -> None:
+    source = tmp_path / "applied.yaml"
+    source.write_text(
+        f"name: applied-{unique}\ndefinition:\n  steps:\n"
+        "    - {id: one, action: transform, params: {value: 1}}\n"
+    )
+    first = json.loads(budai("pipelines", "apply", "-f", str(source), "-o", "json").out)
+    source.write_text(
+        f"name: applied-{unique}\ndescription: now with two steps\ndefinition:\n  steps:\n"
+        "    - {id: one, action: transform, params: {value: 1}}\n"
+        "    - {id: two, action: transform, params: {value: 2}, depends_on: [one]}\n"
+    )
+    second = budai("pipelines", "apply", "-f", str(source), "-o", "json")
+    assert second.code == 0, second.err
+    updated = json.loads(second.out)
+    assert updated["id"] == first["id"]
+    assert [s["id"] for s in updated["definition"]["steps"]] == ["one", "two"]
+    assert updated["description"] == "now with two steps"
