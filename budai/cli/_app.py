@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -155,8 +154,3 @@ def root(
 ) -> None:
     """Manage models, deployments, clusters, pipelines and executions on a Bud gateway."""
     ctx.obj = State(api_key or None, base_url or os.environ.get("BUD_BASE_URL"), timeout, output)
-
-
-def echo_err(message: str) -> None:
-    """A line on stderr (progress notes that must not pollute stdout)."""
-    print(message, file=sys.stderr, flush=True)

@@ -301,9 +301,18 @@ class Pipeline(ActionHelpers):
     def __len__(self) -> int:
         return len(self._steps)
 
+    def __bool__(self) -> bool:
+        # A builder is truthy even before its first step (``__len__`` would say otherwise).
+        return True
+
+    @overload
+    def param(self, name: str) -> Ref: ...
+    @overload
+    def param(self, name: str, default: object) -> Expr: ...
     def param(self, name: str, default: object = ...) -> Expr:
-        """A reference to the execution parameter ``name`` (``{{ params.name }}`` in a template),
-        or to ``default`` when the execution does not set it."""
+        """A reference to the execution parameter ``name`` (``{{ params.name }}`` in a template;
+        index it for nested values: ``p.param("cfg")["replicas"]``), or, with ``default``, to
+        ``params.name | default(...)`` for executions that do not set it."""
         ref = Ref("params", (name,))
         return ref if default is ... else ref.default(default)
 

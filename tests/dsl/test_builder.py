@@ -85,10 +85,13 @@ def test_reference_already_upstream_adds_no_direct_edge() -> None:
 def test_param_reference_and_default() -> None:
     with Pipeline("params") as p:
         p.log("l", message=p.param("msg"), level=p.param("level", "info"))
+        p.wait("w", seconds=p.param("cfg")["delays"][0])
     assert steps_by_id(p)["l"]["params"] == {
         "message": "{{ params.msg }}",
         "level": '{{ params.level | default("info") }}',
     }
+    assert steps_by_id(p)["w"]["params"] == {"seconds": "{{ params.cfg.delays[0] }}"}
+    assert bool(Pipeline("empty")) and len(p) == 2
 
 
 def test_condition_expressions_render_to_jinja() -> None:
