@@ -51,6 +51,7 @@ CLUSTER_COLUMNS = [
     ("KUBERNETES", "kubernetes_version"),
 ]
 
+# The API pages at most 100 items at a time; iterating the page fetches the rest.
 limit_option = click.option(
     "--limit", type=click.IntRange(1), default=100, show_default=True, help="Show at most N."
 )
@@ -109,7 +110,7 @@ def models() -> None:
 @pass_state
 def models_list(state: State, name: str | None, status: Any, source: Any, limit: int) -> None:
     """List models."""
-    page = state.client.models.list(name=name, status=status, source=source, limit=limit)
+    page = state.client.models.list(name=name, status=status, source=source, limit=min(limit, 100))
     print_objects(itertools.islice(page, limit), MODEL_COLUMNS, state.output, "models")
 
 
@@ -233,7 +234,7 @@ def deployments_list(
 ) -> None:
     """List deployments."""
     page = state.client.deployments.list(
-        name=name, model_id=model_id, cluster_id=cluster_id, status=status, limit=limit
+        name=name, model_id=model_id, cluster_id=cluster_id, status=status, limit=min(limit, 100)
     )
     print_objects(itertools.islice(page, limit), DEPLOYMENT_COLUMNS, state.output, "deployments")
 
@@ -410,7 +411,9 @@ def clusters() -> None:
 @pass_state
 def clusters_list(state: State, name: str | None, status: Any, provider: Any, limit: int) -> None:
     """List clusters."""
-    page = state.client.clusters.list(name=name, status=status, provider=provider, limit=limit)
+    page = state.client.clusters.list(
+        name=name, status=status, provider=provider, limit=min(limit, 100)
+    )
     print_objects(itertools.islice(page, limit), CLUSTER_COLUMNS, state.output, "clusters")
 
 

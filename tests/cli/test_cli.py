@@ -24,6 +24,9 @@ def test_clusters_list_as_table_json_and_yaml(budai: Budai) -> None:
     for row in rows:
         assert row["id"] in table.out and row["name"] in table.out
     assert "PROVIDER" in table.out
+    # --limit above the API's page size still works: the CLI walks the pages.
+    assert json.loads(budai("clusters", "list", "--limit", "1000", "-o", "json").out) == rows
+    assert len(json.loads(budai("clusters", "list", "--limit", "1", "-o", "json").out)) == 1
     as_yaml = yaml.safe_load(budai("-o", "yaml", "clusters", "list").out)
     assert [r["id"] for r in as_yaml] == [r["id"] for r in rows]
     health = budai("clusters", "health", rows[0]["id"], "-o", "json")
