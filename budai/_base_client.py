@@ -7,7 +7,6 @@ async clients cannot drift apart, and each rule can be tested without a network.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import os
@@ -83,8 +82,11 @@ def resolve_base_url(base_url: str | None) -> str:
     return url.rstrip("/")
 
 
+_USER_AGENT: Final = f"budai/{__version__} python/{platform.python_version()}"
+
+
 def user_agent() -> str:
-    return f"budai/{__version__} python/{platform.python_version()}"
+    return _USER_AGENT
 
 
 # --- request building ------------------------------------------------------------------------
@@ -112,7 +114,7 @@ def build_headers(
     """Headers of one attempt. Caller headers win over defaults, but not over authentication."""
     headers = {
         "Accept": "application/json",
-        "User-Agent": user_agent(),
+        "User-Agent": _USER_AGENT,
     }
     if default_headers:
         headers.update(default_headers)
@@ -166,6 +168,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     try:
         seconds = float(raw)
     except ValueError:
+        import email.utils  # rare path: only for HTTP-date values
+
         try:
             when = email.utils.parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):

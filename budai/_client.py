@@ -9,7 +9,6 @@ Resources are created on first access, and their modules imported then, which ke
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -41,7 +40,13 @@ log = logging.getLogger("budai")
 
 # Indirections so tests can observe retry delays without waiting for them.
 _sleep = time.sleep
-_async_sleep = asyncio.sleep
+
+
+async def _async_sleep(seconds: float) -> None:
+    import asyncio  # here, not at the top: sync-only users never pay for importing asyncio
+
+    await asyncio.sleep(seconds)
+
 
 _RESOURCES = ("chat", "models", "deployments", "clusters", "pipelines", "executions")
 _DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)

@@ -9,7 +9,6 @@ Only the deadline raises (``budai.exceptions.TimeoutError`` with the last state 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -57,6 +56,12 @@ def _timeout_error(execution: Execution, timeout: float | None) -> exc.TimeoutEr
     )
     err.execution = execution
     return err
+
+
+async def _async_sleep(seconds: float) -> None:
+    import asyncio  # lazily: the sync client shares this module
+
+    await asyncio.sleep(seconds)
 
 
 class Executions(SyncAPIResource):
@@ -254,7 +259,7 @@ class AsyncExecutions(AsyncAPIResource):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _timeout_error(execution, timeout)
-            await asyncio.sleep(min(interval, remaining))
+            await _async_sleep(min(interval, remaining))
             interval = next_poll_interval(interval)
 
 
