@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from .kubeapi import KubeApi
 from .metrics import register_objects
@@ -59,31 +57,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         register_objects(runtime.object_counts)
         memo["objects_registered"] = True
     if op.peering:
-        await _ensure_peering(op, memo.get("namespaces") or ())
+        await kube.ensure_peering(op.peering, op.namespaces)
     runtime.start_background()
-
-
-async def _ensure_peering(op: OperatorSettings, namespaces: tuple[str, ...]) -> None:
-    """Create the peering object kopf keeps alive, so replicas see each other out of the box."""
-    api = client.CustomObjectsApi()
-    body: dict[str, Any] = {"metadata": {"name": op.peering}}
-    try:
-        if namespaces:
-            for ns in namespaces:
-                if any(ch in ns for ch in "*?!,"):
-                    continue
-                body["apiVersion"], body["kind"] = "kopf.dev/v1", "KopfPeering"
-                await api.create_namespaced_custom_object(
-                    "kopf.dev", "v1", ns, "kopfpeerings", body
-                )
-        else:
-            body["apiVersion"], body["kind"] = "kopf.dev/v1", "ClusterKopfPeering"
-            await api.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
-    except ApiException as err:
-        if err.status not in (409, 403, 404):
-            raise
-        if err.status != 409:
-            log.warning("could not create the peering object %s (HTTP %s)", op.peering, err.status)
 
 
 @kopf.on.cleanup()

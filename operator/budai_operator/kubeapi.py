@@ -101,6 +101,29 @@ class KubeApi:
             if err.status != 404:
                 raise
 
+    async def ensure_peering(self, name: str, namespaces: tuple[str, ...]) -> None:
+        """Create the kopf peering object replicas coordinate through (no-op when it exists).
+
+        Without it kopf's keep-alives land nowhere and two replicas would both be active.
+        """
+        body: dict[str, Any] = {"apiVersion": "kopf.dev/v1", "metadata": {"name": name}}
+        try:
+            if namespaces:
+                for ns in namespaces:
+                    if any(ch in ns for ch in "*?!,"):
+                        continue  # a glob: the chart creates these objects instead
+                    await self._objects.create_namespaced_custom_object(
+                        "kopf.dev", "v1", ns, "kopfpeerings", {**body, "kind": "KopfPeering"}
+                    )
+            else:
+                await self._objects.create_cluster_custom_object(
+                    "kopf.dev", "v1", "clusterkopfpeerings", {**body, "kind": "ClusterKopfPeering"}
+                )
+        except ApiException as err:
+            if err.status == 409:
+                return
+            log.warning("cannot create the kopf peering object %s (HTTP %s)", name, err.status)
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._api.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from budai_operator import crdgen
 
 ROOT = Path(__file__).resolve().parents[2]
