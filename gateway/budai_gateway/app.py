@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Body, FastAPI, Query, Request, Security
+from fastapi import APIRouter, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -337,7 +337,7 @@ def _api_router(gw: Gateway) -> APIRouter:
     # -- pipelines -------------------------------------------------------------------------
 
     def check_definition(definition: S.Definition) -> dict[str, Any]:
-        problems = dag.semantic_problems(definition)
+        problems = dag.semantic_problems(definition, gw.settings.max_pipeline_steps)
         if problems:
             param, message = problems[0]
             extra = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
@@ -373,7 +373,7 @@ def _api_router(gw: Gateway) -> APIRouter:
         dependencies=auth,
     )
     async def validate_pipeline(body: S.ValidateRequest) -> Any:
-        _, problems = dag.validate_definition(body.definition)
+        _, problems = dag.validate_definition(body.definition, gw.settings.max_pipeline_steps)
         return {
             "valid": not problems,
             "errors": [{"param": p, "message": m} for p, m in problems],
@@ -444,5 +444,4 @@ def _api_router(gw: Gateway) -> APIRouter:
     async def cancel_execution(execution_id: str) -> Any:
         return await gw.cancel_execution(execution_id)
 
-    _ = (Body, Response)
     return r

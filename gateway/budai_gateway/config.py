@@ -101,6 +101,7 @@ class Settings(BaseModel):
     speed: float = Field(default=1.0, gt=0)
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576
+    max_pipeline_steps: int = 500
     idempotency_ttl_seconds: float = 86_400.0
     hf_cache_dir: str | None = None
 

@@ -248,9 +248,11 @@ def topological_order(steps: list[Step]) -> list[str]:
     return out
 
 
-def semantic_problems(definition: Definition) -> list[tuple[str, str]]:
+def semantic_problems(definition: Definition, max_steps: int = 500) -> list[tuple[str, str]]:
     steps = definition.steps
     problems: list[tuple[str, str]] = []
+    if len(steps) > max_steps:
+        return [("definition.steps", f"a pipeline has at most {max_steps} steps, not {len(steps)}")]
     index: dict[str, int] = {}
     for i, step in enumerate(steps):
         if step.id in index:
@@ -319,7 +321,9 @@ def _strings(value: Any, path: str) -> list[tuple[str, str]]:
     return list(iter_strings(value, path))
 
 
-def validate_definition(raw: Any) -> tuple[Definition | None, list[tuple[str, str]]]:
+def validate_definition(
+    raw: Any, max_steps: int = 500
+) -> tuple[Definition | None, list[tuple[str, str]]]:
     """Parse and check a definition; returns it (when it parses) and every problem found."""
     try:
         definition = Definition.model_validate(raw)
@@ -329,7 +333,7 @@ def validate_definition(raw: Any) -> tuple[Definition | None, list[tuple[str, st
             param = loc_to_param(("definition", *err["loc"])) or "definition"
             problems.append((param, str(err["msg"])))
         return None, problems
-    return definition, semantic_problems(definition)
+    return definition, semantic_problems(definition, max_steps)
 
 
 def catalogue() -> list[dict[str, Any]]:

@@ -192,7 +192,8 @@ class Definition(BaseModel):
     """A pipeline's DAG. Unknown top-level keys are kept (clients may annotate definitions)."""
 
     model_config = ConfigDict(extra="allow")
-    steps: list[Step] = Field(max_length=500)
+    # The step limit (500 by default) is a gateway setting, checked in dag.semantic_problems.
+    steps: list[Step]
 
 
 PipelineStatus = Literal["active", "paused", "archived"]
