@@ -108,7 +108,8 @@ class RemoteCache:
         if self._refresh is not None and not self._refresh.done():
             await asyncio.shield(self._refresh)
             entry = self.entries.get(remote_id)
-            if entry is not None and self._clock() - entry.at <= max_age:
+            # Fresh enough if read no earlier than `max_age` before this call asked.
+            if entry is not None and entry.at >= asked - max_age:
                 return entry.obj
         self._misses.append(asked)
         while self._misses and asked - self._misses[0] > self.MISS_WINDOW:
@@ -117,7 +118,7 @@ class RemoteCache:
             self._misses.clear()
             await self.refresh()
             entry = self.entries.get(remote_id)
-            if entry is not None and entry.at >= asked and entry.obj is not None:
+            if entry is not None and entry.at >= asked - max_age and entry.obj is not None:
                 return entry.obj
         try:
             obj = to_dict(await self._get(remote_id))
