@@ -91,7 +91,9 @@ def _register(kind: str) -> None:
         if isinstance(runtime, Runtime):
             runtime.observe_event(kind, event.get("type"), event.get("object") or {})
 
-    @kopf.daemon(GROUP, VERSION, plural, id=f"{kind}-reconcile", backoff=5.0)
+    @kopf.daemon(
+        GROUP, VERSION, plural, id=f"{kind}-reconcile", backoff=5.0, cancellation_timeout=10.0
+    )
     async def reconcile_loop(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await _runtime(memo).run_object(kind, body)
 

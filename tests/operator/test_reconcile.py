@@ -696,3 +696,17 @@ def test_deleting_a_running_execution_cancels_it() -> None:
         ctx(status=status), exec_spec(deletionPolicy="Orphan"), Observation(remote_exec(), via="id")
     )
     assert not orphan.actions and orphan.done
+
+
+def test_status_patch_is_a_minimal_merge_patch() -> None:
+    from budai_operator.kubeapi import status_patch
+
+    old = {"id": "m", "state": "downloading", "progressPercent": 40, "cluster": {"a": 1, "b": 2}}
+    new = {"id": "m", "state": "available", "cluster": {"a": 1, "b": 3}, "sizeBytes": 5}
+    assert status_patch(old, new) == {
+        "state": "available",
+        "progressPercent": None,
+        "cluster": {"b": 3},
+        "sizeBytes": 5,
+    }
+    assert status_patch(new, new) == {}
