@@ -46,6 +46,13 @@ class Budai:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def clean_gateway(gateway: Any) -> None:
+    """Start each module from the gateway's initial state (clusters with free capacity, no
+    faults), whatever earlier tests in the session left behind."""
+    gateway.reset()
+
+
 @pytest.fixture
 def budai(gateway: Any) -> Budai:
     assert BUDAI.exists(), f"the budai script is not installed next to {sys.executable}"

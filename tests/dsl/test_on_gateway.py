@@ -22,6 +22,12 @@ from budai.types import Execution, PipelineDefinition
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pipelines"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def clean_gateway(gateway: Any) -> None:
+    """Start from the gateway's initial state, whatever earlier tests left behind."""
+    gateway.reset()
+
+
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
