@@ -31,10 +31,12 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from ._client import AsyncBudClient, BudClient
+    from ._streaming import AsyncStream, Stream
 
 __all__ = [
     "APIConnectionError",
     "AsyncBudClient",
+    "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
     "BudAPIError",
@@ -45,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "ServerError",
+    "Stream",
     "ValidationError",
     "__version__",
     "exceptions",
@@ -57,4 +60,8 @@ def __getattr__(name: str) -> Any:
         from . import _client
 
         return getattr(_client, name)
+    if name in ("Stream", "AsyncStream"):
+        from . import _streaming
+
+        return getattr(_streaming, name)
     raise AttributeError(f"module 'budai' has no attribute {name!r}")

@@ -41,11 +41,15 @@ def parse_object(cls: type[_M], data: Any) -> _M:
     """Validate ``data`` into ``cls``, leniently: a field whose value this SDK does not expect
     (a status literal added by a newer gateway, say) is kept as sent instead of failing the call,
     and every other field is still validated and converted."""
+    if not isinstance(data, dict):
+        from ..exceptions import BudAPIError
+
+        raise BudAPIError(
+            f"the server sent {type(data).__name__} where a {cls.__name__} object was expected"
+        )
     try:
         return cls.model_validate(data)
     except _PydanticValidationError as err:
-        if not isinstance(data, dict):
-            raise
         bad = {e["loc"][0] for e in err.errors() if e["loc"] and isinstance(e["loc"][0], str)}
         obj = cast(_M, cls.model_construct(**data))
         for key, value in data.items():

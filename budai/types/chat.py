@@ -1,7 +1,5 @@
 """Chat completion types (OpenAI-compatible): responses, stream chunks and request params."""
 
-from __future__ import annotations
-
 from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict

@@ -1,8 +1,6 @@
 """Cluster types. ``AvailableResources`` is a ``TypedDict`` as on the reference page, so
 ``health.available_resources["gpu_count"]`` reads like the page shows it."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Literal
 

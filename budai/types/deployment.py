@@ -5,8 +5,6 @@ passes to ``deployments.create/update``, and ``deployment.auto_scaling`` / ``dep
 come back in the same dict shape (``deployment.resources["cpu"]``).
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Literal, NotRequired
 

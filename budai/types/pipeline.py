@@ -7,8 +7,6 @@ is a list of plain dicts, exactly the shape one passes to ``pipelines.create``; 
 from the API can be sent back unchanged.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any, Literal, NotRequired, Protocol, runtime_checkable
 
