@@ -185,44 +185,43 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "gateway.yaml"
-        cfg.write_text(
-            "max_pipeline_steps: 1000\n"
-            "rate_limit: {capacity: 1000000, refill_per_second: 1000000}\n",
-            encoding="utf-8",
-        )
-        with LocalGateway(speed=100, extra_args=["--config", str(cfg)]) as gw:
-            server_s, wall_s = run_pipeline(gw, args.runs)
-            base_s = min(asyncio.run(baseline_dag(str(Path(tmp) / "base.db"))) for _ in range(3))
+    with tempfile.TemporaryDirectory() as tmp, LocalGateway(
+        speed=100,
+        config={
+            "max_pipeline_steps": 1000,
+            "rate_limit": {"capacity": 1_000_000, "refill_per_second": 1_000_000},
+        },
+    ) as gw:
+        server_s, wall_s = run_pipeline(gw, args.runs)
+        base_s = min(asyncio.run(baseline_dag(str(Path(tmp) / "base.db"))) for _ in range(3))
 
-            with gw.client() as c:
-                model = c.post("/models", json={"name": "bench-m", "source": "cloud", "uri": "x"})
-                clusters = {x["name"]: x["id"] for x in c.get("/clusters").json()["data"]}
-                dep = c.post(
-                    "/deployments",
-                    json={
-                        "model_id": model.json()["id"],
-                        "cluster_id": clusters["local-cpu"],
-                        "name": "bench",
-                    },
-                ).json()
-                while c.get(f"/deployments/{dep['id']}").json()["status"] != "active":
+        with gw.client() as c:
+            model = c.post("/models", json={"name": "bench-m", "source": "cloud", "uri": "x"})
+            clusters = {x["name"]: x["id"] for x in c.get("/clusters").json()["data"]}
+            dep = c.post(
+                "/deployments",
+                json={
+                    "model_id": model.json()["id"],
+                    "cluster_id": clusters["local-cpu"],
+                    "name": "bench",
+                },
+            ).json()
+            while c.get(f"/deployments/{dep['id']}").json()["status"] != "active":
+                time.sleep(0.05)
+        port = free_port()
+        trivial = subprocess.Popen([sys.executable, "-c", TRIVIAL_APP, str(port)])
+        try:
+            base_url = f"http://127.0.0.1:{port}/v1"
+            for _ in range(200):
+                try:
+                    httpx.post(base_url + "/chat/completions", json={})
+                    break
+                except httpx.HTTPError:
                     time.sleep(0.05)
-            port = free_port()
-            trivial = subprocess.Popen([sys.executable, "-c", TRIVIAL_APP, str(port)])
-            try:
-                base_url = f"http://127.0.0.1:{port}/v1"
-                for _ in range(200):
-                    try:
-                        httpx.post(base_url + "/chat/completions", json={})
-                        break
-                    except httpx.HTTPError:
-                        time.sleep(0.05)
-                rates = asyncio.run(chat_rates(gw, base_url, args.requests, args.concurrency))
-            finally:
-                trivial.terminate()
-                trivial.wait(10)
+            rates = asyncio.run(chat_rates(gw, base_url, args.requests, args.concurrency))
+        finally:
+            trivial.terminate()
+            trivial.wait(10)
 
     steps = FAN + CHAIN + 1
     rows = [

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import yaml
 
 
 def free_port() -> int:
@@ -43,6 +44,7 @@ class LocalGateway:
         port: int | None = None,
         db_path: str | None = None,
         extra_args: list[str] | None = None,
+        config: dict[str, Any] | None = None,
         startup_timeout: float = 30.0,
         env: dict[str, str] | None = None,
     ) -> None:
@@ -55,6 +57,7 @@ class LocalGateway:
         self.read_key = "bud_test_read_" + secrets.token_hex(12)
         self.speed = speed
         self.extra_args = list(extra_args or [])
+        self.config = dict(config or {})
         self.startup_timeout = startup_timeout
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
@@ -67,27 +70,24 @@ class LocalGateway:
     # -- process -------------------------------------------------------------------------------
 
     def start(self) -> LocalGateway:
+        # Keys go in a private config file, not argv, so they never show in a process list.
+        config_path = Path(self._tmp) / "gateway.yaml"
+        config = {
+            **self.config,
+            "api_keys": [
+                {"key": self.api_key, "scope": "admin", "name": "admin"},
+                {"key": self.read_key, "scope": "read", "name": "read"},
+                *self.config.get("api_keys", []),
+            ],
+        }
+        config_path.touch(mode=0o600)
+        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
         cmd = [
-            sys.executable,
-            "-m",
-            "budai_gateway",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--db",
-            self.db_path,
-            "--api-key",
-            self.api_key,
-            "--api-key",
-            "read:" + self.read_key,
-            "--speed",
-            str(self.speed),
-            "--log-level",
-            "warning",
+            sys.executable, "-m", "budai_gateway", "serve",
+            "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db_path,
+            "--config", str(config_path), "--speed", str(self.speed), "--log-level", "warning",
             *self.extra_args,
-        ]
+        ]  # fmt: skip
         env = {**os.environ, **(self.env or {})}
         env.pop("BUD_API_KEY", None)
         log = self.log_path.open("ab")
