@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 
 from .._base_client import compact
 from .._streaming import AsyncStream, Stream
-from ..types import ChatCompletion, ChatCompletionChunk, Response
+from ..types import ChatCompletion, ChatCompletionChunk
 from ..types.chat import ChatCompletionMessageParam
 from ._base import (
     AsyncAPIResource,
@@ -305,53 +305,18 @@ class AsyncCompletions(AsyncAPIResource):
 
 
 class CompletionsWithResponse:
-    """``Response[T]`` twins of ``Completions``; the return type follows ``stream``."""
+    """``Response[T]`` twins of ``Completions``; the overloads carry over, so the return type
+    still follows ``stream``."""
 
     def __init__(self, completions: Completions) -> None:
-        self._completions = completions
-
-    @overload
-    def create(
-        self, *, stream: Literal[False] = False, **kwargs: Any
-    ) -> Response[ChatCompletion]: ...
-
-    @overload
-    def create(
-        self, *, stream: Literal[True], **kwargs: Any
-    ) -> Response[Stream[ChatCompletionChunk]]: ...
-
-    def create(
-        self, *, stream: bool = False, **kwargs: Any
-    ) -> Response[ChatCompletion] | Response[Stream[ChatCompletionChunk]]:
-        """``Completions.create`` returning ``Response[T]``."""
-        result: Response[Any] = to_response(self._completions.create)(stream=stream, **kwargs)
-        return result
+        self.create = to_response(completions.create)
 
 
 class AsyncCompletionsWithResponse:
     """``Response[T]`` twins of ``AsyncCompletions``; the return type follows ``stream``."""
 
     def __init__(self, completions: AsyncCompletions) -> None:
-        self._completions = completions
-
-    @overload
-    async def create(
-        self, *, stream: Literal[False] = False, **kwargs: Any
-    ) -> Response[ChatCompletion]: ...
-
-    @overload
-    async def create(
-        self, *, stream: Literal[True], **kwargs: Any
-    ) -> Response[AsyncStream[ChatCompletionChunk]]: ...
-
-    async def create(
-        self, *, stream: bool = False, **kwargs: Any
-    ) -> Response[ChatCompletion] | Response[AsyncStream[ChatCompletionChunk]]:
-        """``AsyncCompletions.create`` returning ``Response[T]``."""
-        result: Response[Any] = await to_async_response(self._completions.create)(
-            stream=stream, **kwargs
-        )
-        return result
+        self.create = to_async_response(completions.create)
 
 
 class Chat(SyncAPIResource):

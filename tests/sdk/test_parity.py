@@ -15,7 +15,6 @@ PAIRS: list[tuple[type[Any], type[Any]]] = [
     (BudClient, AsyncBudClient),
     (chat.Chat, chat.AsyncChat),
     (chat.Completions, chat.AsyncCompletions),
-    (chat.CompletionsWithResponse, chat.AsyncCompletionsWithResponse),
     (models.Models, models.AsyncModels),
     (deployments.Deployments, deployments.AsyncDeployments),
     (clusters.Clusters, clusters.AsyncClusters),
@@ -82,8 +81,11 @@ def test_return_annotations_match_modulo_async_types() -> None:
 def test_with_response_wrappers_cover_every_method() -> None:
     c = BudClient(api_key="k")
     a = AsyncBudClient(api_key="k")
-    for res in ("models", "deployments", "clusters", "pipelines", "executions"):
-        sync_res, async_res = getattr(c, res), getattr(a, res)
+    pairs = [(getattr(c, r), getattr(a, r))
+             for r in ("models", "deployments", "clusters", "pipelines", "executions")]
+    pairs.append((c.chat.completions, a.chat.completions))
+    for sync_res, async_res in pairs:
+        res = type(sync_res).__name__
         methods = {n for n, m in vars(type(sync_res)).items()
                    if inspect.isfunction(m) and not n.startswith("_")}
         assert methods == set(vars(sync_res.with_response)), res
