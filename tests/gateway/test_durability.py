@@ -80,3 +80,53 @@ def test_kill_9_keeps_state_and_resumes(fresh_gateway: LocalGateway) -> None:
         assert wait_status(c, f"/models/{hf['id']}", {"available"}, 20)["size_bytes"] == 600_000_000
         assert wait_status(c, f"/deployments/{dep['id']}", {"active"}, 20)["ready_replicas"] == 1
         assert len(c.get("/clusters").json()["data"]) == 2  # not seeded twice
+
+
+def test_url_download_resumes_after_kill(fresh_gateway: LocalGateway) -> None:
+    import http.server
+    import threading
+    import time
+    from typing import Any
+
+    size = 40 * 16_384
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            try:
+                for _ in range(40):
+                    self.wfile.write(b"w" * 16_384)
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        gw = fresh_gateway
+        with gw.client() as c:
+            url = f"http://127.0.0.1:{srv.server_address[1]}/slow.bin"
+            m = c.post("/models", json={"name": "slow", "source": "url", "uri": url}).json()
+
+            def progressing() -> bool:
+                cur = c.get(f"/models/{m['id']}").json()
+                return bool(cur["status"] == "downloading" and (cur["progress_percent"] or 0) > 0)
+
+            from tests.gateway.conftest import wait_for
+
+            wait_for(progressing, timeout=10)
+        gw.kill()
+        gw.restart()
+        with gw.client() as c:
+            assert c.get(f"/models/{m['id']}").json()["status"] == "downloading"
+            done = wait_status(c, f"/models/{m['id']}", {"available", "error"}, timeout=20)
+            assert done["status"] == "available", done
+            assert done["size_bytes"] == size
+    finally:
+        srv.shutdown()

@@ -263,3 +263,98 @@ def test_strict_undefined_fails_the_step(client: httpx.Client) -> None:
     )
     assert ex["status"] == "failed"
     assert "missing" in ex["steps"]["a"]["error"]
+
+
+def test_platform_actions_change_the_served_state(client: httpx.Client) -> None:
+    clusters = {x["name"]: x["id"] for x in client.get("/clusters").json()["data"]}
+    ex = run(
+        client,
+        [
+            {
+                "id": "add",
+                "action": "model_add",
+                "params": {"name": "{{ params.model }}", "source": "cloud", "uri": "gpt-x"},
+            },
+            {
+                "id": "health",
+                "action": "cluster_health",
+                "params": {"cluster_id": "{{ params.cluster }}"},
+            },
+            {
+                "id": "deploy",
+                "action": "deployment_create",
+                "depends_on": ["add", "health"],
+                "condition": "steps.health.output.healthy",
+                "params": {
+                    "model_id": "{{ steps.add.output.id }}",
+                    "cluster_id": "{{ params.cluster }}",
+                    "name": "from-pipeline",
+                },
+            },
+            {
+                "id": "ask",
+                "action": "chat_completion",
+                "depends_on": ["deploy"],
+                "params": {"model": "{{ steps.deploy.output.name }}", "prompt": "ping"},
+            },
+            {
+                "id": "scale",
+                "action": "deployment_scale",
+                "depends_on": ["ask"],
+                "params": {"deployment_id": "{{ steps.deploy.output.id }}", "replicas": 2},
+            },
+        ],
+        {"model": "pipe-model", "cluster": clusters["local-cpu"]},
+        timeout=30,
+    )
+    assert ex["status"] == "completed", ex
+    assert ex["outputs"]["ask"]["content"] == "Echo: ping"
+    dep = client.get(f"/deployments/{ex['outputs']['deploy']['id']}").json()
+    assert dep["status"] == "active" and dep["replicas"] == 2 and dep["name"] == "from-pipeline"
+    model_id = ex["outputs"]["add"]["id"]
+    assert client.get(f"/models/{model_id}").json()["name"] == "pipe-model"
+
+    teardown = run(
+        client,
+        [
+            {
+                "id": "undeploy",
+                "action": "deployment_delete",
+                "params": {"deployment_id": dep["id"]},
+            },
+            {
+                "id": "unmodel",
+                "action": "model_delete",
+                "depends_on": ["undeploy"],
+                "params": {"model_id": model_id},
+            },
+        ],
+        timeout=30,
+    )
+    assert teardown["status"] == "completed", teardown
+    assert client.get(f"/deployments/{dep['id']}").status_code == 404
+    assert client.get(f"/models/{model_id}").status_code == 404
+
+
+def test_action_errors_fail_the_step(client: httpx.Client) -> None:
+    ex = run(
+        client, [{"id": "del", "action": "model_delete", "params": {"model_id": "model_nope"}}]
+    )
+    assert ex["status"] == "failed"
+    assert "model_not_found" in ex["steps"]["del"]["error"]
+
+
+def test_execution_lists_filter_and_page(client: httpx.Client) -> None:
+    pipe = create_pipeline(client, [{"id": "a", "action": "log"}], name="lister")
+    ids = [
+        client.post("/executions", json={"pipeline_id": pipe["id"]}).json()["id"] for _ in range(3)
+    ]
+    for i in ids:
+        wait_status(client, f"/executions/{i}", {"completed"})
+    page = client.get("/executions", params={"pipeline_id": pipe["id"], "limit": 2}).json()
+    assert [e["id"] for e in page["data"]] == ids[:2] and page["has_more"]
+    rest = client.get(
+        "/executions", params={"pipeline_id": pipe["id"], "after": page["next_cursor"]}
+    ).json()
+    assert [e["id"] for e in rest["data"]] == ids[2:]
+    assert client.get("/executions", params={"status": "failed"}).json()["data"] == []

@@ -339,3 +339,27 @@ def test_chat_forwards_to_upstream(client: httpx.Client, upstream: str) -> None:
     assert lines[-1] == "data: [DONE]"
     text = "".join(json.loads(ln[6:])["choices"][0]["delta"]["content"] for ln in lines[:-1])
     assert text.strip() == "upstream saw tiny"
+
+
+def test_node_loss_reduces_ready_replicas(gw: LocalGateway, client: httpx.Client) -> None:
+    dep = make_active_deployment(
+        client, "wide", replicas=3, resources={"cpu": "6", "memory": "8Gi"}
+    )  # one replica per 8-core node
+    cid = dep["cluster_id"]
+    gw.local("POST", f"/clusters/{cid}", {"ready_nodes": 1})
+    d = client.get(f"/deployments/{dep['id']}").json()
+    assert d["ready_replicas"] == 1 and "1 of 3" in d["error"]
+    gw.local("POST", f"/clusters/{cid}", {"ready_nodes": 3})
+    d = client.get(f"/deployments/{dep['id']}").json()
+    assert d["ready_replicas"] == 3 and d["error"] is None
+
+
+def test_out_of_band_deployment_change(gw: LocalGateway, client: httpx.Client) -> None:
+    dep = make_active_deployment(client, "drifty")
+    gw.local(
+        "POST",
+        f"/deployments/{dep['id']}",
+        {"replicas": 5, "status": "failed", "error": "node exploded"},
+    )
+    d = client.get(f"/deployments/{dep['id']}").json()
+    assert (d["replicas"], d["status"], d["error"]) == (5, "failed", "node exploded")
