@@ -210,14 +210,14 @@ class PipelineStep:
         if isinstance(other, PipelineStep):
             other._add_dependency(self)
             return other
-        targets = list(other)
+        targets = _only_steps(other)
         for step in targets:
             step._add_dependency(self)
         return targets
 
     def __rrshift__(self, other: Sequence[PipelineStep]) -> PipelineStep:
         """``[a, b] >> c``: ``c`` runs after both."""
-        for step in other:
+        for step in _only_steps(other):
             self._add_dependency(step)
         return self
 
@@ -232,19 +232,30 @@ class PipelineStep:
         if isinstance(other, PipelineStep):
             self._add_dependency(other)
             return other
-        sources = list(other)
+        sources = _only_steps(other)
         for step in sources:
             self._add_dependency(step)
         return sources
 
     def __rlshift__(self, other: Sequence[PipelineStep]) -> PipelineStep:
         """``[b, c] << a``: both run after ``a``."""
-        for step in other:
+        for step in _only_steps(other):
             step._add_dependency(self)
         return self
 
     def __repr__(self) -> str:
         return f"PipelineStep(id={self.id!r}, action={self.action!r})"
+
+
+def _only_steps(items: object) -> list[PipelineStep]:
+    # `a >> "b"` would otherwise iterate the string's characters.
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise TypeError(f"expected a step or a list of steps, got {type(items).__name__}")
+    out = list(items)
+    for item in out:
+        if not isinstance(item, PipelineStep):
+            raise TypeError(f"expected a step, got {type(item).__name__}: {item!r}")
+    return out
 
 
 class Pipeline(ActionHelpers):

@@ -213,6 +213,10 @@ def test_steps_of_another_pipeline_are_refused() -> None:
     y = two.transform("y", value=2)
     with pytest.raises(ValueError, match="belongs to pipeline 'one'"):
         x >> y
+    with pytest.raises(TypeError, match="got str"):
+        x >> "y"  # type: ignore[operator]
+    with pytest.raises(TypeError, match="expected a step"):
+        [x, "y"] >> x  # type: ignore[operator]
     two.transform("z", value=x.output)
     assert "step 'z': params reference step 'x' of another pipeline ('one')" in two.problems()
 
