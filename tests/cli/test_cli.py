@@ -294,3 +294,20 @@ def test_pipelines_apply_creates_then_updates(budai: Budai, tmp_path: Path, uniq
     assert updated["id"] == first["id"]
     assert [s["id"] for s in updated["definition"]["steps"]] == ["one", "two"]
     assert updated["description"] == "now with two steps"
+
+
+def test_get_as_yaml_feeds_create(budai: Budai, tmp_path: Path, unique: str) -> None:
+    created = budai("pipelines", "create", "-f", str(EXAMPLES / "health_check.py"),
+                    "--name", f"export-{unique}", "-o", "json")  # fmt: skip
+    assert created.code == 0, created.err
+    exported = budai("pipelines", "get", f"export-{unique}", "-o", "yaml")
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(exported.out)
+    imported = budai(
+        "pipelines", "create", "-f", str(copy), "--name", f"copy-{unique}", "-o", "json"
+    )
+    assert imported.code == 0, imported.err
+    original = json.loads(created.out)
+    clone = json.loads(imported.out)
+    assert clone["definition"] == original["definition"]
+    assert clone["description"] == original["description"]
