@@ -150,6 +150,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def root_health() -> dict[str, str]:
         return gw.health()
 
+    @app.get("/v1/openapi.json", include_in_schema=False)
+    async def openapi_under_base_url() -> dict[str, Any]:
+        # The contract's paths are relative to the base URL, so serve the schema there too.
+        return app.openapi()
+
     app.include_router(_api_router(gw), prefix="/v1")
     app.include_router(local_router(gw, runtime), prefix="/_local")
     app.add_middleware(GatewayMiddleware, gw=gw, runtime=runtime)
@@ -401,7 +406,11 @@ def _api_router(gw: Gateway) -> APIRouter:
         return gw.delete_pipeline(pipeline_id)
 
     @r.get("/actions", response_model=S.ActionList, tags=["pipelines"], dependencies=auth)
-    async def list_actions() -> Any:
+    async def list_actions(request: Request) -> Any:
+        for name in request.query_params:
+            raise APIError(
+                400, "unknown_filter", f"Unknown filter '{name}'; /actions has none.", name
+            )
         return {"object": "list", "data": dag.catalogue(), "has_more": False, "next_cursor": None}
 
     # -- executions ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ whose ``metadata.upstream_url`` names a server (vLLM, llama.cpp, Ollama, ...) is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -94,17 +95,55 @@ def resolve_target(gw: Gateway, name: str) -> tuple[dict[str, Any], dict[str, An
     return dep, model
 
 
+def _last_text(req: dict[str, Any]) -> tuple[str, str]:
+    """The last user (or tool) message's text and its role."""
+    for m in reversed(req["messages"]):
+        if m.get("role") in ("user", "tool"):
+            return _content_text(m.get("content")), str(m["role"])
+    return "", ""
+
+
 class BuiltinEngine:
-    """Deterministic echo completions."""
+    """Deterministic echo completions.
+
+    Rules: the answer is ``"Echo: <last user or tool message>"``; with ``response_format`` of
+    type ``json_object``/``json_schema`` it is ``{"echo": "<text>"}``. With ``tools``, a tool
+    call is made when ``tool_choice`` is ``"required"`` or names a function, or when it is
+    ``"auto"`` (the default) and the last user message mentions a tool's name; the arguments
+    are ``{"input": "<last user message>"}``.
+    """
+
+    @staticmethod
+    def tool_call(req: dict[str, Any], index: int) -> dict[str, Any] | None:
+        tools = [t for t in req.get("tools") or [] if isinstance(t.get("function"), dict)]
+        choice = req.get("tool_choice", "auto")
+        text, role = _last_text(req)
+        if not tools or choice == "none" or role != "user":
+            return None
+        names = [str(t["function"].get("name", "tool")) for t in tools]
+        name: str | None = None
+        if isinstance(choice, dict):
+            name = str((choice.get("function") or {}).get("name", names[0]))
+        elif choice == "required":
+            name = names[0]
+        else:
+            name = next((n for n in names if n in text), None)
+        if name is None:
+            return None
+        call_id = "call_" + hashlib.sha256(f"{name}:{text}:{index}".encode()).hexdigest()[:24]
+        return {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"input": text})},
+        }
 
     @staticmethod
     def answer(req: dict[str, Any], index: int) -> tuple[list[str], str]:
-        last = ""
-        for m in reversed(req["messages"]):
-            if m.get("role") == "user":
-                last = _content_text(m.get("content"))
-                break
+        last, _ = _last_text(req)
         text = "Echo: " + last if last else "Hello from the local Bud gateway."
+        fmt = (req.get("response_format") or {}).get("type")
+        if fmt in ("json_object", "json_schema"):
+            text = json.dumps({"echo": last})
         if index:
             text = f"[{index}] {text}"
         tokens = tokenize(text)
@@ -132,6 +171,17 @@ def completion(req: dict[str, Any], model_name: str) -> dict[str, Any]:
     choices = []
     completion_tokens = 0
     for i in range(req.get("n") or 1):
+        call = BuiltinEngine.tool_call(req, i)
+        if call is not None:
+            completion_tokens += count_tokens(call["function"]["arguments"])
+            choices.append(
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                    "finish_reason": "tool_calls",
+                }
+            )
+            continue
         tokens, finish = BuiltinEngine.answer(req, i)
         completion_tokens += len(tokens)
         choices.append(
@@ -178,6 +228,13 @@ async def stream(req: dict[str, Any], model_name: str) -> AsyncIterator[bytes]:
         return out
 
     for i in range(req.get("n") or 1):
+        call = BuiltinEngine.tool_call(req, i)
+        if call is not None:
+            completion_tokens += count_tokens(call["function"]["arguments"])
+            delta = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **call}]}
+            yield _sse(chunk([{"index": i, "delta": delta, "finish_reason": None}]))
+            yield _sse(chunk([{"index": i, "delta": {}, "finish_reason": "tool_calls"}]))
+            continue
         tokens, finish = BuiltinEngine.answer(req, i)
         completion_tokens += len(tokens)
         yield _sse(

@@ -106,8 +106,14 @@ def _check_ast(tree: nodes.Node, upstream: set[str] | None, all_steps: set[str])
     return referenced
 
 
+def bare_condition(source: str) -> str:
+    """A condition written as ``{{ expr }}`` means ``expr`` (clients write both)."""
+    match = _FULL_EXPR.match(source)
+    return match.group("expr") if match is not None else source
+
+
 def check_expression(source: str, upstream: set[str] | None, all_steps: set[str]) -> set[str]:
-    return _check_ast(_parse_expression(source), upstream, all_steps)
+    return _check_ast(_parse_expression(bare_condition(source)), upstream, all_steps)
 
 
 def check_template(source: str, upstream: set[str] | None, all_steps: set[str]) -> set[str]:
@@ -133,7 +139,7 @@ class Evaluator:
         return result
 
     def condition(self, source: str, context: dict[str, Any]) -> bool:
-        return bool(self.expression(source, context))
+        return bool(self.expression(bare_condition(source), context))
 
     def render(self, value: Any, context: dict[str, Any]) -> Any:
         """Render every template string inside ``value``; ``"{{ x }}"`` alone keeps x's type."""

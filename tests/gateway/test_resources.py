@@ -363,3 +363,50 @@ def test_out_of_band_deployment_change(gw: LocalGateway, client: httpx.Client) -
     )
     d = client.get(f"/deployments/{dep['id']}").json()
     assert (d["replicas"], d["status"], d["error"]) == (5, "failed", "node exploded")
+
+
+def test_chat_tools_and_json_mode(client: httpx.Client) -> None:
+    make_active_deployment(client, "tooly")
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    msgs = [{"role": "user", "content": "get_weather for Paris"}]
+    r = client.post("/chat/completions", json={"model": "tooly", "messages": msgs, "tools": tools})
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    call = choice["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"input": "get_weather for Paris"}
+    follow = [
+        *msgs,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+    ]
+    r = client.post(
+        "/chat/completions", json={"model": "tooly", "messages": follow, "tools": tools}
+    )
+    assert r.json()["choices"][0]["message"]["content"] == "Echo: sunny"
+    r = client.post(
+        "/chat/completions",
+        json={"model": "tooly", "messages": msgs, "response_format": {"type": "json_object"}},
+    )
+    assert json.loads(r.json()["choices"][0]["message"]["content"]) == {
+        "echo": "get_weather for Paris"
+    }
+
+
+def test_openai_client_is_compatible(gw: LocalGateway, client: httpx.Client) -> None:
+    import openai
+
+    make_active_deployment(client, "oai")
+    oai = openai.OpenAI(base_url=gw.url, api_key=gw.api_key, max_retries=0)
+    msgs: Any = [{"role": "user", "content": "compat"}]
+    out = oai.chat.completions.create(model="oai", messages=msgs)
+    assert out.choices[0].message.content == "Echo: compat"
+    assert out.usage is not None and out.usage.completion_tokens == 3
+    parts = [
+        ch.choices[0].delta.content or ""
+        for ch in oai.chat.completions.create(model="oai", messages=msgs, stream=True)
+        if ch.choices
+    ]
+    assert "".join(parts) == "Echo: compat"
+    with pytest.raises(openai.NotFoundError):
+        oai.chat.completions.create(model="ghost", messages=msgs)
