@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from budai import BudClient
+from budai import AsyncBudClient, BudClient
 from budai.dsl import Pipeline, Retry
 from budai.exceptions import ValidationError
 from budai.types import Execution, PipelineDefinition
@@ -197,3 +197,15 @@ def test_example_deploy_pipeline_runs_end_to_end(client: BudClient) -> None:
     assert deployment.model_id == summary["model_id"]
     assert summary["answer"]
     assert steps_of(execution)["cluster-unhealthy"]["status"] == "skipped"
+
+
+async def test_async_client_accepts_the_builder(gateway: Any) -> None:
+    with Pipeline("async-builder") as p:
+        double = p.transform("double", value=p.param("x"))
+        p.set_output("out", {"x": double.output})
+    async with AsyncBudClient(api_key=gateway.api_key, base_url=gateway.url) as client:
+        created = await client.pipelines.create(name=unique(p.name), definition=p)
+        assert created.definition["steps"][1]["depends_on"] == ["double"]
+        execution = await client.executions.create(created.id, {"x": 4}, wait=True, timeout=60)
+    assert execution.status == "completed", execution.error
+    assert execution.outputs["out"] == {"x": 4}
