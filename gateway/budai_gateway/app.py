@@ -130,6 +130,9 @@ def create_app(settings: Settings) -> FastAPI:
         code = {404: "route_not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's own JSON decoding failed (e.g. nesting too deep for the parser).
+            return _err(request, 400, "invalid_json", "Request body is not valid JSON.", None)
         msg = (
             str(exc.detail)
             if exc.status_code not in (404, 405)

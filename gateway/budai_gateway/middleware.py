@@ -148,8 +148,8 @@ def _canonical_body(body: bytes) -> bytes:
         return b""
     try:
         return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
-        return body
+    except (ValueError, RecursionError):
+        return body  # not JSON (or absurdly nested): compare the bytes
 
 
 class GatewayMiddleware:

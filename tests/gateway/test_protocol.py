@@ -220,3 +220,19 @@ def test_unknown_ids_are_404(client: httpx.Client) -> None:
         "pipeline_not_found",
     )
     assert client.get("/deployments").json()["data"] == []
+
+
+def test_hostile_bodies(client: httpx.Client) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = b'{"name":"x","source":"cloud","uri":"u","metadata":' + b'{"a":' * 5000 + b"1"
+    nested += b"}" * 5001
+    for body in (deep, nested, b"\xff\xfe", b"null", b"[]"):
+        for extra in ({}, {"Idempotency-Key": str(uuid.uuid4())}):
+            r = client.post(
+                "/models", content=body, headers={"content-type": "application/json", **extra}
+            )
+            assert 400 <= r.status_code < 500, (body[:20], r.text)
+            assert r.json()["error"]["code"] in ("invalid_json", "invalid_body"), r.text
+    r = client.get("/models/" + "a" * 5000)
+    assert_error(r, 404, "not_found_error")
+    assert client.get("/models").json()["data"] == []
