@@ -96,10 +96,15 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
+_PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z0-9_.~-]+\Z")
+
+
 def path_segment(value: str, what: str = "id") -> str:
-    """Quote one path segment; an empty id would silently address the collection instead."""
-    if not isinstance(value, str) or not value:
+    """Quote one path segment; an empty (or dot) id would silently address another path."""
+    if not isinstance(value, str) or value in ("", ".", ".."):
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    if _PLAIN_SEGMENT.match(value):  # ids are almost always plain: skip quote() on the hot path
+        return value
     return quote(value, safe="")
 
 

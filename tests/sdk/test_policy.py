@@ -203,8 +203,10 @@ def test_headers_auth_and_retry_count() -> None:
 
 def test_path_segments_are_quoted_and_non_empty() -> None:
     assert base.path_segment("a/b c") == "a%2Fb%20c"
-    with pytest.raises(ValueError, match="model_id"):
-        base.path_segment("", "model_id")
+    assert base.path_segment("model_abc-1.2~x") == "model_abc-1.2~x"
+    for bad in ("", ".", ".."):
+        with pytest.raises(ValueError, match="model_id"):
+            base.path_segment(bad, "model_id")
 
 
 def test_exceptions_subclass_builtins_and_aliases() -> None:
