@@ -38,8 +38,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     node = dict(node)
     if node.pop("x-quantity", False):
         description = node.get("description")
+        # The only anyOf a structural schema allows: typeless branches, validation outside.
         node = {
-            "anyOf": [{"type": "integer"}, {"type": "string", "pattern": _QUANTITY_PATTERN}],
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": _QUANTITY_PATTERN,
             "x-kubernetes-int-or-string": True,
         }
         if description:
