@@ -47,5 +47,5 @@ WORKDIR /tmp
 EXPOSE 8081 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/healthz', timeout=4)"]
+# With no --namespace the operator serves every namespace; the chart passes its own options.
 ENTRYPOINT ["budai-operator", "run"]
-CMD ["--all-namespaces"]

@@ -59,25 +59,23 @@ def test_install_creates_what_it_should(kube: Kube, kube_namespace: str) -> None
     full = f"{release}-bud-operator"
     notes = _install(kube, release, ns)
     try:
-        assert "Check the install" in notes and f"deployment/{full}" in notes
+        assert "Check the install" in notes and f"statefulset/{full}" in notes
         for name in CRD_NAMES:
             crd = kube.get_json("crd", name)
             assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
             established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
             assert established["Established"] == "True"
-        deployment = kube.get_json("deployment", full, "-n", ns)
-        pod_spec = deployment["spec"]["template"]["spec"]
+        workload = kube.get_json("statefulset", full, "-n", ns)
+        pod_spec = workload["spec"]["template"]["spec"]
         assert pod_spec["serviceAccountName"] == full
         kube.get_json("serviceaccount", full, "-n", ns)
         kube.get_json("service", f"{full}-metrics", "-n", ns)
         kube.get_json("secret", f"{full}-api-key", "-n", ns)
         kube.get_json("clusterrole", full)
         kube.get_json("clusterrolebinding", full)
-        # The post-install hook created the peering object for leader election.
-        kube.get_json("clusterkopfpeering", "bud-operator")
 
         # The API server's PodSecurity admission ("restricted" is enforced in this namespace)
-        # accepts a pod built from the Deployment's template.
+        # accepts a pod built from the StatefulSet's template.
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": "psa-probe", "namespace": ns},
                "spec": pod_spec}
@@ -97,13 +95,16 @@ def test_install_creates_what_it_should(kube: Kube, kube_namespace: str) -> None
             for verb in ("get", "list", "watch", "patch"):
                 assert _auth(kube, sa, verb, f"{plural}.bud.studio", None), (verb, plural)
             assert _auth(kube, sa, "patch", f"{plural}.bud.studio/status", None)
-            assert not _auth(kube, sa, "delete", f"{plural}.bud.studio", None)
+            if plural != "budexecutions":
+                assert not _auth(kube, sa, "delete", f"{plural}.bud.studio", None)
             assert not _auth(kube, sa, "create", f"{plural}.bud.studio", None)
         assert _auth(kube, sa, "create", "events", ns)
         assert _auth(kube, sa, "watch", "customresourcedefinitions", None)
         assert not _auth(kube, sa, "get", "secrets", ns)
         assert not _auth(kube, sa, "patch", "customresourcedefinitions", None)
-        assert _auth(kube, sa, "patch", "clusterkopfpeerings.kopf.dev", None)
+        assert _auth(kube, sa, "patch", "clusterkopfpeerings.kopf.dev/bud-operator", None)
+        assert not _auth(kube, sa, "patch", "clusterkopfpeerings.kopf.dev/other", None)
+        assert _auth(kube, sa, "delete", "budexecutions.bud.studio", None)  # the TTL
     finally:
         _uninstall(kube, release, ns)
 
@@ -116,11 +117,10 @@ def test_named_namespaces_get_roles_not_cluster_access(kube: Kube, kube_namespac
     try:
         sa = f"system:serviceaccount:{ns}:{full}"
         assert _auth(kube, sa, "patch", "budmodels.bud.studio", ns)
-        assert _auth(kube, sa, "patch", "kopfpeerings.kopf.dev", ns)
+        assert _auth(kube, sa, "patch", "kopfpeerings.kopf.dev/bud-operator", ns)
         assert not _auth(kube, sa, "list", "budmodels.bud.studio", None)
         assert not _auth(kube, sa, "list", "budmodels.bud.studio", "default")
         assert _auth(kube, sa, "watch", "namespaces", None)
-        kube.get_json("kopfpeering", "bud-operator", "-n", ns)
         assert kube.get_json("role", full, "-n", ns)["rules"]
     finally:
         _uninstall(kube, release, ns)
@@ -172,6 +172,6 @@ def test_upgrade_changes_the_crd_and_uninstall_keeps_it(
     for name in CRD_NAMES:
         kube.get_json("crd", name)
     assert kube.get_json("budmodel", "kept", "-n", ns)["spec"]["uri"] == "kept-model"
-    assert kube.kubectl("get", "deployment", "-n", ns, "-o", "name").stdout.strip() == ""
+    assert kube.kubectl("get", "statefulset", "-n", ns, "-o", "name").stdout.strip() == ""
     # Not leave a finalizer-less object behind for the next test's operator to adopt.
     kube.kubectl("delete", "budmodel", "kept", "-n", ns, "--wait=false", check=False)

@@ -20,7 +20,7 @@ from tests.fixtures.kube import Kube
 
 
 def _container(rendered: Rendered) -> dict[str, Any]:
-    return rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return rendered.one("StatefulSet")["spec"]["template"]["spec"]["containers"][0]
 
 
 @pytest.mark.kube
@@ -39,9 +39,11 @@ def test_defaults_render_what_the_chart_promises(kube: Kube) -> None:
     assert kinds.count("CustomResourceDefinition") == 6  # four Bud kinds + kopf's two peerings
     crd_names = {d["metadata"]["name"] for d in r.of_kind("CustomResourceDefinition")}
     assert {f"{p}.bud.studio" for p in BUD_PLURALS} <= crd_names
-    for kind in ("Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service",
-                 "ClusterKopfPeering"):
+    for kind in ("StatefulSet", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service"):
         r.one(kind)
+    args = _container(r)["args"]
+    assert not any(a.startswith("--namespace") for a in args)  # every namespace
+    assert "--peering=bud-operator" in args
     assert not r.of_kind("ServiceMonitor")
     assert not r.of_kind("Secret")  # no key given: the pod waits for the user's Secret
     assert not r.of_kind("Role")
@@ -52,9 +54,9 @@ def test_defaults_render_what_the_chart_promises(kube: Kube) -> None:
 @pytest.mark.kube
 def test_everything_enabled(kube: Kube) -> None:
     r = template(kube, "-f", str(EVERYTHING))
-    deployment = r.one("Deployment")
-    assert deployment["spec"]["replicas"] == 2
-    pod = deployment["spec"]["template"]["spec"]
+    workload = r.one("StatefulSet")
+    assert workload["spec"]["replicas"] == 2
+    pod = workload["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"].endswith("@sha256:" + "0123456789abcdef" * 4)
     assert pod["serviceAccountName"] == "bud-operator-sa"
@@ -64,17 +66,23 @@ def test_everything_enabled(kube: Kube) -> None:
     assert {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"} in container["env"]
     args = container["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
-    assert "--all-namespaces" not in args
+    assert "--verbose" in args and "--log-format=plain" in args and "--peering=bud-leader" in args
+    # Each replica's peering priority is its StatefulSet index, so exactly one is active.
+    priority = {e["name"]: e for e in container["env"]}["BUD_PRIORITY"]
+    assert priority["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['apps.kubernetes.io/pod-index']")
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
     }
-    # Namespaced mode: a Role + RoleBinding and a KopfPeering in each served namespace.
-    assert sorted(x["metadata"]["namespace"] for x in r.of_kind("Role")) == ["team-a", "team-b"]
+    # Namespaced mode: a Role + RoleBinding in each served namespace, peering rules included.
+    roles = r.of_kind("Role")
+    assert sorted(x["metadata"]["namespace"] for x in roles) == ["team-a", "team-b"]
     assert len(r.of_kind("RoleBinding")) == 2
-    assert sorted(x["metadata"]["namespace"] for x in r.of_kind("KopfPeering")) == [
-        "team-a", "team-b"]
-    assert not r.of_kind("ClusterKopfPeering")
+    for role in roles:
+        named = [rule for rule in role["rules"] if rule.get("resourceNames")]
+        assert named == [{"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"],
+                          "resourceNames": ["bud-leader"], "verbs": ["patch"]}]
     monitor = r.one("ServiceMonitor")
     assert monitor["metadata"]["namespace"] == "monitoring"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -95,7 +103,7 @@ def test_existing_secret_is_mounted_and_not_created(kube: Kube) -> None:
     r = template(kube, "--set", "gateway.apiKey.existingSecret=my-key",
                  "--set", "gateway.apiKey.value=ignored")
     assert not r.of_kind("Secret")
-    volumes = r.one("Deployment")["spec"]["template"]["spec"]["volumes"]
+    volumes = r.one("StatefulSet")["spec"]["template"]["spec"]["volumes"]
     assert {v["name"]: v for v in volumes}["api-key"]["secret"]["secretName"] == "my-key"
 
 
@@ -103,7 +111,7 @@ def test_existing_secret_is_mounted_and_not_created(kube: Kube) -> None:
 @pytest.mark.parametrize("values", [[], ["-f", str(EVERYTHING)]], ids=["defaults", "everything"])
 def test_pod_security_restricted(kube: Kube, values: list[str]) -> None:
     # The static half; test_chart_install.py has the API server's PodSecurity admission judge it.
-    pod = template(kube, *values).one("Deployment")["spec"]["template"]["spec"]
+    pod = template(kube, *values).one("StatefulSet")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] > 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -116,7 +124,7 @@ def test_pod_security_restricted(kube: Kube, values: list[str]) -> None:
         assert "/tmp" in mounts  # the only writable path
         assert all(m.get("readOnly") for p, m in mounts.items() if p != "/tmp")
         assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"  # kopf serves only this
         assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     tmp = {v["name"]: v for v in pod["volumes"]}["tmp"]
     assert tmp["emptyDir"]["sizeLimit"]
@@ -154,9 +162,13 @@ def test_rbac_is_least_privilege(kube: Kube) -> None:
         for role in r.of_kind("ClusterRole") + r.of_kind("Role"):
             for rule in role["rules"]:
                 assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
-                assert not {"create", "delete", "deletecollection", "update"} & set(
-                    rule["verbs"]) or rule["resources"] == ["events"], rule
                 assert "secrets" not in rule["resources"], "the key is mounted, not read"
+                assert not {"update", "deletecollection", "escalate", "bind"} & set(rule["verbs"])
+                if "create" in rule["verbs"]:
+                    assert rule["resources"] in (["events"], ["kopfpeerings"],
+                                                 ["clusterkopfpeerings"]), rule
+                if "delete" in rule["verbs"]:
+                    assert rule["resources"] == ["budexecutions"], rule  # the TTL
     # Named namespaces: no rule on Bud objects is cluster-wide.
     named = template(kube, "-f", str(EVERYTHING))
     cluster_resources = {res for rule in named.one("ClusterRole")["rules"]

@@ -161,7 +161,7 @@ def test_entrypoint_help_lists_every_flag_the_chart_passes(
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     for values in ([], ["-f", str(Path(__file__).parent / "values-everything.yaml")]):
-        container = template(kube, *values).one("Deployment")["spec"]["template"]["spec"][
+        container = template(kube, *values).one("StatefulSet")["spec"]["template"]["spec"][
             "containers"][0]
         for arg in container["args"]:
             flag = arg.split("=", 1)[0]
@@ -176,9 +176,14 @@ def _free_port() -> int:
 
 @pytest.fixture
 def started(
-    image_venv: Path, stages: list[dockerfile.Stage], kube: Kube, tmp_path: Path,
+    image_venv: Path, stages: list[dockerfile.Stage], kube: Kube, kube_namespace: str,
+    tmp_path: Path,
 ) -> Iterator[tuple[subprocess.Popen[str], int, dict[str, str]]]:
-    """The image's entry point running against the real API server (admin kubeconfig)."""
+    """The image's entry point running against the real API server (admin kubeconfig).
+
+    It serves only an empty namespace of its own and runs standalone, so it cannot touch other
+    tests' objects or pause their operators through peering.
+    """
     health = _free_port()
     key = tmp_path / "api-key"
     key.write_text("image-test-key")
@@ -187,13 +192,13 @@ def started(
                BUD_API_KEY_FILE=str(key))
     entry = stages[-1].last("ENTRYPOINT")
     cmd = stages[-1].last("CMD")
-    assert entry is not None and cmd is not None
-    argv = [*(entry.exec_form() or []), *(cmd.exec_form() or [])]
+    assert entry is not None
+    argv = [*(entry.exec_form() or []), *((cmd.exec_form() or []) if cmd else [])]
     log = (tmp_path / "operator.log").open("w")
     before = {p for p in image_venv.parent.rglob("*")}
     proc = subprocess.Popen(
-        [str(image_venv / argv[0]), *argv[1:], "--standalone", f"--health-port={health}",
-         f"--metrics-port={_free_port()}"],
+        [str(image_venv / argv[0]), *argv[1:], "--standalone", f"--namespace={kube_namespace}",
+         f"--health-port={health}", f"--metrics-port={_free_port()}"],
         env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -129,29 +129,48 @@ puts them in the ClusterRole (all namespaces) or in one Role per served namespac
 */}}
 {{- define "bud-operator.namespacedRules" -}}
 # Application: the four Bud kinds. list/watch feed kopf's watch streams and the operator's
-# list-based refresh; get reads one object (a BudDeployment's modelRef, a BudExecution's
-# pipelineRef); patch adds and removes the finalizer bud.studio/finalizer and writes the
-# bud.studio/external-id annotation and kopf's progress annotations. No create or delete: the
-# operator never creates or deletes custom resources, people and GitOps tools do.
+# list-based refresh; get reads one object; patch adds and removes the finalizer
+# bud.studio/finalizer and writes the bud.studio/external-id annotation and kopf's progress
+# annotations. No create: people and GitOps tools create Bud objects, the operator never does.
 - apiGroups: [bud.studio]
   resources: [budmodels, buddeployments, budpipelines, budexecutions]
   verbs: [get, list, watch, patch]
+# Application: ttlSecondsAfterFinished deletes a finished BudExecution, like a Job's TTL.
+# No other kind is ever deleted by the operator.
+- apiGroups: [bud.studio]
+  resources: [budexecutions]
+  verbs: [delete]
 # Application: the status subresource, where conditions, observedGeneration and the mirrored
 # remote state are written. The finalizers subresource is not granted: it only guards
 # ownerReferences[].blockOwnerDeletion, which the operator never sets.
 - apiGroups: [bud.studio]
   resources: [budmodels/status, buddeployments/status, budpipelines/status, budexecutions/status]
   verbs: [get, patch]
-# Framework and application: Kubernetes Events on the Bud objects (kopf posts them through the
-# core API); create only, events are never read back or changed.
+# Framework and application: Kubernetes Events on the Bud objects (kopf posts them, the
+# operator's included, through the core API); create only, events are never read back.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-{{- if .peering }}
-# Framework: kopf peering (leader election) when serving named namespaces: each replica reads
-# the KopfPeering object of each served namespace and patches its keep-alive into its status.
-- apiGroups: [kopf.dev]
-  resources: [kopfpeerings]
-  verbs: [list, watch, patch]
 {{- end }}
+
+{{/*
+bud-operator.peeringRules are kopf peering's rules (leader election), for the ClusterKopfPeering
+(all namespaces) or the KopfPeering of each served namespace: (dict "resource" "name").
+*/}}
+{{- define "bud-operator.peeringRules" -}}
+# Framework: kopf peering. Each replica watches the peering object to see its peers; list and
+# watch cannot be narrowed to one name, and the object holds only keep-alives.
+- apiGroups: [kopf.dev]
+  resources: [{{ .resource }}]
+  verbs: [list, watch]
+# Framework: each replica patches its own keep-alive into the status of this one object.
+- apiGroups: [kopf.dev]
+  resources: [{{ .resource }}]
+  resourceNames: [{{ .name }}]
+  verbs: [patch]
+# Application: the operator creates the peering object at start when it is missing (kopf never
+# does, and without it replicas would not see each other). Create cannot be narrowed to a name.
+- apiGroups: [kopf.dev]
+  resources: [{{ .resource }}]
+  verbs: [create]
 {{- end }}
