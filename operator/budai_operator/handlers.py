@@ -7,7 +7,9 @@ daemon (the object's level-based reconcile loop) and a deletion handler (the fin
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -77,8 +79,6 @@ def gateway_probe(memo: kopf.Memo, **_: Any) -> float | None:
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime) or not runtime.gw.last_success:
         return None
-    import time
-
     return round(time.monotonic() - runtime.gw.last_success, 1)
 
 
@@ -99,9 +99,17 @@ def _register(kind: str) -> None:
 
     @kopf.on.delete(GROUP, VERSION, plural, id=f"{kind}-finalize", retries=None)
     async def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        done, delay = await _runtime(memo).delete(kind, body)
-        if not done:
-            raise kopf.TemporaryError(f"waiting for the remote {kind} to go", delay=delay)
+        # Most remote deletions finish in seconds: wait here a little instead of logging a
+        # "failed temporarily" per poll. kopf holds this object's events meanwhile, so the wait
+        # stays short and a spec change (deletionPolicy: Orphan) is seen on the next attempt.
+        deadline = time.monotonic() + 10.0
+        while True:
+            done, delay = await _runtime(memo).delete(kind, body)
+            if done:
+                return
+            if time.monotonic() + delay > deadline:
+                raise kopf.TemporaryError(f"waiting for the remote {kind} to go", delay=delay)
+            await asyncio.sleep(delay)
 
 
 for _kind in PLURALS:

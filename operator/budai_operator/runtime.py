@@ -535,8 +535,10 @@ class Runtime:
 
     async def delete(self, kind: str, body: Mapping[str, Any]) -> tuple[bool, float]:
         """One attempt at finalizing; returns (done, retry delay)."""
-        self.observe_event(kind, None, body)
-        st = self.objects[str(body["metadata"]["uid"])]
+        uid = str(body["metadata"]["uid"])
+        if uid not in self.objects:
+            self.observe_event(kind, None, body)
+        st = self.objects[uid]
         ctx = self._ctx(st)
         try:
             spec: Any = SPECS[kind].model_validate(st.body.get("spec") or {})
