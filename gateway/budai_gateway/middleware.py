@@ -175,7 +175,8 @@ class GatewayMiddleware:
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         key = self.rt.keys.get(token) if token else None
-        who = key.name if key else "anonymous"
+        # Buckets are per key (names in a config file need not be unique).
+        who = hashlib.sha256(token.encode()).hexdigest()[:16] if key else "anonymous"
         extra: dict[str, str] = {"x-request-id": rid}
 
         async def error(
@@ -225,14 +226,7 @@ class GatewayMiddleware:
                     else "Missing API key: send 'Authorization: Bearer <key>'.",
                 )
                 return
-            needs_admin = local or (method in MUTATING and (method, path) not in READ_WRITES)
-            if needs_admin and key.scope != "admin":
-                await error(
-                    403,
-                    "insufficient_scope",
-                    f"This API key has the '{key.scope}' scope; {method} {path} needs 'admin'.",
-                )
-                return
+            # Every authenticated request counts, refused ones included.
             if not local:
                 allowed, rl_headers, wait = self.rt.take(who, consume=True)
                 if not allowed:
@@ -245,6 +239,14 @@ class GatewayMiddleware:
                         {"retry-after": retry},
                     )
                     return
+            needs_admin = local or (method in MUTATING and (method, path) not in READ_WRITES)
+            if needs_admin and key.scope != "admin":
+                await error(
+                    403,
+                    "insufficient_scope",
+                    f"This API key has the '{key.scope}' scope; {method} {path} needs 'admin'.",
+                )
+                return
         if public or local:
             _, rl_headers, _ = self.rt.take(who, consume=False)
         extra.update(rl_headers)

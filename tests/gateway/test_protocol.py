@@ -236,3 +236,22 @@ def test_hostile_bodies(client: httpx.Client) -> None:
     r = client.get("/models/" + "a" * 5000)
     assert_error(r, 404, "not_found_error")
     assert client.get("/models").json()["data"] == []
+
+
+def test_concurrent_retries_with_one_key_make_one_object(gw: LocalGateway) -> None:
+    import asyncio
+
+    key = str(uuid.uuid4())
+    body = {"name": "racy", "source": "cloud", "uri": "x"}
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gw.url, headers=gw.headers) as ac:
+            return await asyncio.gather(
+                *(ac.post("/models", json=body, headers={"Idempotency-Key": key}) for _ in range(8))
+            )
+
+    responses = asyncio.run(burst())
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["id"] for r in responses}) == 1
+    with gw.client() as c:
+        assert len(c.get("/models").json()["data"]) == 1
