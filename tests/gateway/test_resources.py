@@ -410,3 +410,18 @@ def test_openai_client_is_compatible(gw: LocalGateway, client: httpx.Client) -> 
     assert "".join(parts) == "Echo: compat"
     with pytest.raises(openai.NotFoundError):
         oai.chat.completions.create(model="ghost", messages=msgs)
+
+
+def test_hugging_face_model_from_local_cache(tmp_path: Path) -> None:
+    snap = tmp_path / "hub" / "models--acme--tiny-llm" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_bytes(b"{}" * 50)
+    (snap / "model.safetensors").write_bytes(b"\0" * 900)
+    with (
+        LocalGateway(speed=20, env={"HF_HUB_CACHE": str(tmp_path / "hub")}) as gw,
+        gw.client() as c,
+    ):
+        m = make_model(c, "tiny", "hugging_face", "acme/tiny-llm")
+        assert m["status"] == "available" and m["size_bytes"] == 1000
+        assert m["metadata"]["resolved_from"] == "local_cache"
+        assert "simulated_download" not in m["metadata"]
