@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -38,7 +38,7 @@ class _Base(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=(), validate_assignment=True)
 
     @classmethod
-    def from_api(cls, obj: BaseModel) -> Any:
+    def from_api(cls, obj: BaseModel) -> Self:
         """Build this model from the matching ``budai.types`` response object."""
         return cls.model_validate(obj.model_dump())
 
