@@ -106,7 +106,7 @@ def test_pipelines_and_executions(client: BudClient, server: ScriptedServer) -> 
     assert ex.steps["after"].status == "completed" and ex.outputs["fetch"] == {"ok": True}
     assert ex.params == {"env": "dev"} and ex.duration_seconds is not None
     assert seen == ["running", "completed"]
-    assert 0.4 <= time.monotonic() - started < 5  # first poll interval is 0.5 s
+    assert 0.4 <= time.monotonic() - started < 15  # first poll after 0.5 s
     assert [e.id for e in client.executions.list(pipeline_id=p.id)] == [ex.id]
     assert server.requests_to("GET", "/executions")[-1].query == {"pipeline_id": p.id}
     client.pipelines.delete(p.id)
@@ -129,7 +129,7 @@ def test_wait_deadline_raises_timeout_with_last_state(
     started = time.monotonic()
     with pytest.raises(exc.TimeoutError) as info:
         client.executions.wait(ex.id, timeout=0.3)
-    assert 0.25 <= time.monotonic() - started < 2
+    assert 0.25 <= time.monotonic() - started < 10  # deadline 0.3 s (loose bound)
     assert info.value.execution.id == ex.id and info.value.execution.status == "running"
     assert client.executions.cancel(ex.id).status == "cancelled"
 
