@@ -211,3 +211,22 @@ def test_custom_http_client_is_used_and_not_closed(server: ScriptedServer, fake:
     assert server.requests[-1].headers["x-via"] == "custom"
     assert not http.is_closed
     http.close()
+
+
+def test_env_proxy_is_honoured_without_proxy_argument(
+    server: ScriptedServer, fake: FakeBud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with BudClient(api_key=API_KEY, base_url="http://bud.invalid/v1") as c:
+        assert c.clusters.get("cluster_prod").id == "cluster_prod"
+    assert server.requests[-1].headers["host"] == "bud.invalid"
+
+
+def test_positional_arguments_in_page_order(server: ScriptedServer, fake: FakeBud) -> None:
+    with BudClient(API_KEY, server.url, 30, 0, True, None) as c:
+        assert (c.base_url, c.timeout, c.max_retries, c.verify_ssl, c.proxy) == (
+            server.url, 30.0, 0, True, None
+        )
+        assert c.models.get("model_abc").name == "llama-3.2-1b"
