@@ -159,9 +159,54 @@ def create_app(settings: Settings) -> FastAPI:
         return app.openapi()
 
     app.include_router(_api_router(gw), prefix="/v1")
-    app.include_router(local_router(gw, runtime), prefix="/_local")
+    app.include_router(local_router(gw, runtime), prefix="/_local", responses=ERRORS)
     app.add_middleware(GatewayMiddleware, gw=gw, runtime=runtime)
+    _document_headers(app)
     return app
+
+
+def _int_header(desc: str) -> dict[str, Any]:
+    return {"description": desc, "required": True, "schema": {"type": "integer"}}
+
+
+def _document_headers(app: FastAPI) -> None:
+    """Add the headers the middleware sends on every response to the OpenAPI document."""
+    common = {
+        "X-Request-ID": {
+            "description": "The client's X-Request-ID, or a generated req_ id",
+            "required": True,
+            "schema": {"type": "string"},
+        },
+        "X-RateLimit-Limit": _int_header("Bucket size of this API key"),
+        "X-RateLimit-Remaining": _int_header("Requests left in the bucket"),
+        "X-RateLimit-Reset": _int_header("Unix time (s) when the bucket is full again"),
+    }
+    retry = {"Retry-After": _int_header("Seconds to wait before retrying")}
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for path, ops in schema.get("paths", {}).items():
+            if not path.startswith("/v1"):
+                continue
+            for op in ops.values():
+                for status, resp in op.get("responses", {}).items():
+                    headers = dict(common)
+                    if status in ("429", "503"):
+                        headers.update(retry)
+                    resp["headers"] = {**headers, **resp.get("headers", {})}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
 
 
 def _api_router(gw: Gateway) -> APIRouter:
