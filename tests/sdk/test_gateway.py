@@ -188,3 +188,11 @@ async def test_async_against_the_gateway(abud: AsyncBudClient, gw: Any) -> None:
     r = await abud.executions.with_response.get(ex.id)
     assert r.data.id == ex.id and r.rate_limit_remaining is not None
     assert (await abud.health())["status"] == "ok"
+
+
+def test_gateway_retry_after_is_honoured(bud: BudClient, gw: Any, no_sleep: list[float]) -> None:
+    gw.add_fault("/v1/models", "POST", status=429, retry_after=2, count=1)
+    gw.add_fault("/v1/models", "POST", status=503, count=1)  # the gateway adds Retry-After: 1
+    m = bud.models.create(name="patient", source="url", uri="https://x/p.bin")
+    assert no_sleep == [2.0, 1.0]
+    assert [x.id for x in bud.models.list(name="patient")] == [m.id]
