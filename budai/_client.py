@@ -10,6 +10,7 @@ Resources are created on first access, and their modules imported then, which ke
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -37,6 +38,20 @@ __all__ = ["AsyncBudClient", "BudClient"]
 
 T = TypeVar("T")
 log = logging.getLogger("budai")
+
+
+def _configure_logging() -> None:
+    """``BUD_LOG=debug|info`` prints the SDK's log (requests, retries) to stderr; headers and
+    bodies are never logged, so neither is the API key."""
+    level = os.environ.get("BUD_LOG", "").upper()
+    if level in ("DEBUG", "INFO") and not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(level)
+
+
+_configure_logging()
 
 # Indirections so tests can observe retry delays without waiting for them.
 _sleep = time.sleep
@@ -173,6 +188,15 @@ class _ClientConfig:
             "budai: %s %s: %s; retry %d of %d in %.2fs (%s)",
             method, path, what, retries + 1, self.max_retries, decision.delay, decision.reason,
         )
+
+    @staticmethod
+    def _log_done(method: str, path: str, response: httpx.Response, started: float) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "budai: %s %s -> %d in %.1f ms (%s)",
+                method, path, response.status_code, (time.monotonic() - started) * 1000,
+                response.headers.get("x-request-id", "-"),
+            )
 
     def _status_error(self, response: httpx.Response) -> exc.BudAPIError:
         return base.error_from_response(
@@ -374,6 +398,7 @@ class BudClient(_ClientConfig):
                 self._log_retry(method, path, type(e).__name__, decision, retries)
             else:
                 if response.is_success:
+                    self._log_done(method, path, response, started)
                     return response, retries, started
                 decision = self._decide(method, response, retries, idempotency_key)
                 try:
@@ -589,6 +614,7 @@ class AsyncBudClient(_ClientConfig):
                 self._log_retry(method, path, type(e).__name__, decision, retries)
             else:
                 if response.is_success:
+                    self._log_done(method, path, response, started)
                     return response, retries, started
                 decision = self._decide(method, response, retries, idempotency_key)
                 try:

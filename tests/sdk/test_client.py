@@ -230,3 +230,19 @@ def test_positional_arguments_in_page_order(server: ScriptedServer, fake: FakeBu
             server.url, 30.0, 0, True, None
         )
         assert c.models.get("model_abc").name == "llama-3.2-1b"
+
+
+def test_bud_log_prints_requests_without_the_key(server: ScriptedServer, fake: FakeBud) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from budai import BudClient\n"
+        f"c = BudClient(api_key={API_KEY!r}, base_url={server.url!r})\n"
+        "c.models.get('model_abc')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"BUD_LOG": "debug", "PATH": ""}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "GET /models/model_abc -> 200" in proc.stderr
+    assert API_KEY not in proc.stderr
