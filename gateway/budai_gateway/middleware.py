@@ -11,6 +11,7 @@ import asyncio
 import fnmatch
 import hashlib
 import json
+import logging
 import math
 import random
 import re
@@ -24,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from budai_gateway.config import ApiKey, RateLimit
 from budai_gateway.errors import error_bytes
 from budai_gateway.service import Gateway
+
+log = logging.getLogger("budai_gateway")
 
 PUBLIC_PATHS = {"/health", "/v1/health", "/openapi.json", "/v1/openapi.json", "/docs", "/v1/docs"}
 READ_WRITES = {("POST", "/v1/pipelines/validate"), ("POST", "/v1/chat/completions")}
@@ -389,7 +392,22 @@ class GatewayMiddleware:
                 else:
                     parts.append(message.get("body", b""))
 
-        await self.app(scope, replay, capture)
+        try:
+            await self.app(scope, replay, capture)
+        except Exception as exc:
+            if streaming:
+                raise  # the status line is gone; closing the connection is all that is left
+            # Answer here rather than in Starlette's outer handler, so the 500 carries the
+            # contract's body and the same headers as every other response.
+            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            rid = str(scope.get("state", {}).get("request_id", ""))
+            msg = f"Internal error: {type(exc).__name__}"
+            body = error_bytes(500, "internal_error", msg, None, rid)
+            resp_headers = {**extra, "content-type": "application/json"}
+            if not buffer:
+                await _send_simple(send, 500, body, resp_headers)
+                return 500, resp_headers, body, True
+            return 500, resp_headers, body, False
         return status, resp_headers, b"".join(parts), streaming
 
 

@@ -673,9 +673,9 @@ class Gateway:
             changed = True
         elif status == "pending":
             if model is None or model["status"] != "available":
-                msg = f"waiting for model '{doc['model_id']}' to become available"
-                if doc["error"] != msg:
-                    doc["error"] = msg
+                # Waiting for a download is progress, not an error: leave `error` empty.
+                if doc["error"] is not None:
+                    doc["error"] = None
                     changed = True
             else:
                 plc, _ = self.placement(doc["cluster_id"])

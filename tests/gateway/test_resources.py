@@ -425,3 +425,23 @@ def test_hugging_face_model_from_local_cache(tmp_path: Path) -> None:
         assert m["status"] == "available" and m["size_bytes"] == 1000
         assert m["metadata"]["resolved_from"] == "local_cache"
         assert "simulated_download" not in m["metadata"]
+
+
+def test_deployment_waits_for_its_model(client: httpx.Client) -> None:
+    m = make_model(
+        client,
+        "slow-hf",
+        "hugging_face",
+        "org/uncached-model",
+        metadata={"simulated_size_bytes": 400_000_000},
+    )
+    cid = cluster_ids(client)["local-cpu"]
+    dep = client.post("/deployments", json={"model_id": m["id"], "cluster_id": cid}).json()
+    import time
+
+    time.sleep(0.1)
+    d = client.get(f"/deployments/{dep['id']}").json()
+    assert d["status"] == "pending" and d["error"] is None
+    assert client.get(f"/models/{m['id']}").json()["status"] == "downloading"
+    wait_status(client, f"/deployments/{dep['id']}", {"active"}, timeout=20)
+    assert client.get(f"/models/{m['id']}").json()["status"] == "available"
