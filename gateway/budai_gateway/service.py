@@ -817,11 +817,10 @@ class Gateway:
         deadline = time.monotonic() + limit
         while True:
             doc = self.store.get(kind, obj_id)
-            if doc is None or doc["status"] in until:
-                if doc is not None and kind == "deployment" and self._deleting(obj_id):
-                    pass
-                else:
-                    return doc
+            # A deployment being torn down is not "settled" whatever its status says.
+            tearing_down = doc is not None and kind == "deployment" and self._deleting(obj_id)
+            if doc is None or (doc["status"] in until and not tearing_down):
+                return doc
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{kind} {obj_id} did not settle within {limit:g}s")
             await asyncio.sleep(min(0.02, self.settings.timings.tick_seconds))
