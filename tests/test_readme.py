@@ -12,6 +12,7 @@ A block's info string says how it runs: ```` ```<lang> readme:<mode> ````.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -139,9 +140,12 @@ def test_kube_block(block: Block, kube: Any, gateway: Any) -> None:
     env = {**kube.env, "BUD_API_KEY": gateway.api_key, "BUD_BASE_URL": gateway.url}
     try:
         _run(block, _env(env), ROOT)
-        deploy = kube.get_json("deployments", "-n", "bud-system")
-        names = [d["metadata"]["name"] for d in deploy["items"]]
+        workloads = kube.get_json("statefulsets,deployments", "-n", "bud-system")
+        names = [d["metadata"]["name"] for d in workloads["items"]]
         assert any("bud-operator" in n for n in names), names
+        # The operator must be pointed at the gateway and the Secret the README created.
+        assert gateway.url in json.dumps(workloads), "gateway.url did not reach the workload"
+        assert "bud-api-key" in json.dumps(workloads), "existingSecret did not reach the workload"
     finally:
         kube.helm("uninstall", "bud-operator", "-n", "bud-system", check=False)
 
