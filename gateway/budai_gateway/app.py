@@ -41,6 +41,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "Validation error; `param` names the field"),
         (429, "Rate limited; see Retry-After"),
         (500, "Server error"),
+        (502, "Upstream model server failed (chat completions forwarded to upstream_url)"),
         (503, "Unavailable; see Retry-After"),
     ]
 }
@@ -236,7 +237,7 @@ def _api_router(gw: Gateway) -> APIRouter:
             }
         },
     )
-    async def chat_completions(body: S.ChatCompletionRequest) -> Any:
+    async def chat_completions(request: Request, body: S.ChatCompletionRequest) -> Any:
         req = body.model_dump(mode="json", exclude_none=True)
         dep, model = chat.resolve_target(gw, body.model)
         gw.record_request(dep["id"])
@@ -244,7 +245,7 @@ def _api_router(gw: Gateway) -> APIRouter:
         if body.stream:
             assert gw.http is not None
             gen = (
-                chat.forward_stream(gw.http, model, req)
+                await chat.open_upstream_stream(gw.http, model, req, _rid(request))
                 if upstream
                 else chat.stream(req, body.model)
             )

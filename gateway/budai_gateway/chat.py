@@ -299,36 +299,44 @@ async def forward(
     return data
 
 
-async def forward_stream(
-    client: httpx.AsyncClient, model: dict[str, Any], req: dict[str, Any]
+async def open_upstream_stream(
+    client: httpx.AsyncClient, model: dict[str, Any], req: dict[str, Any], request_id: str
 ) -> AsyncIterator[bytes]:
+    """Connect to the upstream first, so a refused or failed call is a plain error response
+    (502, or the upstream's 4xx); only failures after the first byte become an SSE error."""
     url, body, headers = _upstream_request(model, req)
+    request = client.build_request("POST", url, json=body, headers=headers, timeout=120)
     try:
-        async with client.stream("POST", url, json=body, headers=headers, timeout=120) as resp:
-            if resp.status_code >= 400:
-                text = (await resp.aread()).decode(errors="replace")[:500]
-                yield _sse(
-                    {
-                        "error": {
-                            "message": f"Upstream answered {resp.status_code}: {text}",
-                            "type": "server_error",
-                            "code": "upstream_error",
-                            "param": None,
-                        }
-                    }
-                )
-                return
+        resp = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise APIError(502, "upstream_unreachable", f"Upstream {url} failed: {exc!r}") from exc
+    if resp.status_code >= 400:
+        text = (await resp.aread()).decode(errors="replace")[:500]
+        await resp.aclose()
+        raise APIError(
+            502 if resp.status_code >= 500 else resp.status_code,
+            "upstream_error",
+            f"Upstream answered {resp.status_code}: {text}",
+        )
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
             async for line in resp.aiter_lines():
                 if line.startswith("data:"):
                     yield line.encode() + b"\n\n"
-    except httpx.HTTPError as exc:
-        yield _sse(
-            {
-                "error": {
-                    "message": f"Upstream {url} failed: {exc!r}",
-                    "type": "server_error",
-                    "code": "upstream_unreachable",
-                    "param": None,
+        except httpx.HTTPError as exc:
+            yield _sse(
+                {
+                    "error": {
+                        "message": f"Upstream stream broke: {exc!r}",
+                        "type": "server_error",
+                        "code": "upstream_error",
+                        "param": None,
+                        "request_id": request_id,
+                    }
                 }
-            }
-        )
+            )
+        finally:
+            await resp.aclose()
+
+    return relay()

@@ -445,3 +445,21 @@ def test_deployment_waits_for_its_model(client: httpx.Client) -> None:
     assert client.get(f"/models/{m['id']}").json()["status"] == "downloading"
     wait_status(client, f"/deployments/{dep['id']}", {"active"}, timeout=20)
     assert client.get(f"/models/{m['id']}").json()["status"] == "available"
+
+
+def test_chat_upstream_down_is_502(client: httpx.Client) -> None:
+    from budai_gateway.testing import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    model = make_model(client, "dead", metadata={"upstream_url": dead})
+    cid = cluster_ids(client)["local-cpu"]
+    dep = client.post(
+        "/deployments", json={"model_id": model["id"], "cluster_id": cid, "name": "dead-dep"}
+    ).json()
+    wait_status(client, f"/deployments/{dep['id']}", {"active"})
+    body = {"model": "dead-dep", "messages": [{"role": "user", "content": "x"}]}
+    assert_error(
+        client.post("/chat/completions", json=body), 502, "server_error", "upstream_unreachable"
+    )
+    r = client.post("/chat/completions", json={**body, "stream": True})
+    assert_error(r, 502, "server_error", "upstream_unreachable")
