@@ -79,12 +79,7 @@ def local_router(gw: Gateway, rt: Runtime) -> APIRouter:
 
     @r.post("/faults", status_code=201)
     async def add_fault(body: FaultCreate) -> dict[str, Any]:
-        action = body.action
-        if action == "status" and body.latency_seconds and body.status is None:
-            action = "latency"
-        rule = FaultRule(
-            id="fault_" + secrets.token_hex(6), **{**body.model_dump(), "action": action}
-        )
+        rule = FaultRule(id="fault_" + secrets.token_hex(6), **body.model_dump())
         rt.faults.append(rule)
         return rule.view()
 
