@@ -108,6 +108,27 @@ def path_segment(value: str, what: str = "id") -> str:
     return quote(value, safe="")
 
 
+_RESERVED_HEADERS: Final = frozenset({"authorization", "idempotency-key", "x-bud-retry-count"})
+
+
+def static_headers(api_key: str) -> dict[str, str]:
+    """Headers identical on every request of a client (set once on a pool the SDK owns)."""
+    return {
+        "Accept": "application/json",
+        "User-Agent": _USER_AGENT,
+        "Authorization": f"Bearer {api_key}",
+    }
+
+
+def find_header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """Case-insensitive lookup in caller-supplied headers."""
+    if headers:
+        for key, value in headers.items():
+            if key.lower() == name:
+                return value
+    return None
+
+
 def build_headers(
     *,
     api_key: str,
@@ -115,17 +136,22 @@ def build_headers(
     extra_headers: Mapping[str, str] | None,
     idempotency_key: str | None,
     retry_count: int,
+    include_static: bool = True,
 ) -> dict[str, str]:
-    """Headers of one attempt. Caller headers win over defaults, but not over authentication."""
-    headers = {
-        "Accept": "application/json",
-        "User-Agent": _USER_AGENT,
-    }
-    if default_headers:
-        headers.update(default_headers)
-    if extra_headers:
-        headers.update(extra_headers)
-    headers["Authorization"] = f"Bearer {api_key}"
+    """Headers of one attempt. Caller headers (default, then extra) may replace ``Accept`` or
+    ``User-Agent`` but never authentication, the idempotency key or the retry count.
+    ``include_static=False`` leaves out what the SDK's own pool already sends."""
+    headers = static_headers(api_key) if include_static else {}
+    if default_headers or extra_headers:
+        lowered = {k.lower(): k for k in headers}
+        for source in (default_headers, extra_headers):
+            for key, value in (source or {}).items():
+                low = key.lower()
+                if low in _RESERVED_HEADERS:
+                    continue
+                headers.pop(lowered.get(low, key), None)
+                lowered[low] = key
+                headers[key] = value
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
     headers["X-Bud-Retry-Count"] = str(retry_count)

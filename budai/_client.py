@@ -101,6 +101,8 @@ class _ClientConfig:
             self.timeout, connect=min(base.CONNECT_TIMEOUT, self.timeout)
         )
         self._owns_http = True
+        self._owns_pool_headers = False
+        """Whether the httpx client already sends ``static_headers`` (only one the SDK made)."""
 
     def __repr__(self) -> str:
         # Never the API key: reprs end up in logs and tracebacks.
@@ -154,6 +156,7 @@ class _ClientConfig:
             extra_headers=extra_headers,
             idempotency_key=idempotency_key,
             retry_count=retry_count,
+            include_static=not self._owns_pool_headers,
         )
         return http.build_request(
             method,
@@ -279,8 +282,13 @@ class BudClient(_ClientConfig):
             self._owns_http = False
         else:
             self._http = httpx.Client(
-                timeout=self._httpx_timeout, verify=verify_ssl, proxy=proxy, limits=_DEFAULT_LIMITS
+                headers=base.static_headers(self._api_key),
+                timeout=self._httpx_timeout,
+                verify=verify_ssl,
+                proxy=proxy,
+                limits=_DEFAULT_LIMITS,
             )
+            self._owns_pool_headers = True
 
     # --- resources ---
 
@@ -372,7 +380,9 @@ class BudClient(_ClientConfig):
         stream: bool,
     ) -> tuple[httpx.Response, int, float]:
         if idempotency_key is None and method in base.WRITE_METHODS:
-            idempotency_key = base.new_idempotency_key()
+            idempotency_key = (
+                base.find_header(extra_headers, "idempotency-key") or base.new_idempotency_key()
+            )
         started = time.monotonic()
         retries = 0
         while True:
@@ -501,8 +511,13 @@ class AsyncBudClient(_ClientConfig):
             self._owns_http = False
         else:
             self._http = httpx.AsyncClient(
-                timeout=self._httpx_timeout, verify=verify_ssl, proxy=proxy, limits=_DEFAULT_LIMITS
+                headers=base.static_headers(self._api_key),
+                timeout=self._httpx_timeout,
+                verify=verify_ssl,
+                proxy=proxy,
+                limits=_DEFAULT_LIMITS,
             )
+            self._owns_pool_headers = True
 
     @cached_property
     def chat(self) -> AsyncChat:
@@ -588,7 +603,9 @@ class AsyncBudClient(_ClientConfig):
         stream: bool,
     ) -> tuple[httpx.Response, int, float]:
         if idempotency_key is None and method in base.WRITE_METHODS:
-            idempotency_key = base.new_idempotency_key()
+            idempotency_key = (
+                base.find_header(extra_headers, "idempotency-key") or base.new_idempotency_key()
+            )
         started = time.monotonic()
         retries = 0
         while True:

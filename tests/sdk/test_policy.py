@@ -220,3 +220,19 @@ def test_exceptions_subclass_builtins_and_aliases() -> None:
         assert issubclass(cls, exc.BudAPIError)
     e = exc.PermissionError("nope", status_code=403, request_id="r")
     assert str(e).startswith("nope") and e.param is None and e.type == "permission_error"
+
+
+def test_caller_headers_cannot_replace_reserved_ones() -> None:
+    h = base.build_headers(
+        api_key="k",
+        default_headers={"x-team": "a", "Accept": "text/plain"},
+        extra_headers={"X-Team": "b", "authorization": "Bearer other", "IDEMPOTENCY-KEY": "x",
+                       "x-bud-retry-count": "9"},
+        idempotency_key="idem", retry_count=1,
+    )
+    assert h == {"User-Agent": base.user_agent(), "Authorization": "Bearer k",
+                 "Accept": "text/plain", "X-Team": "b", "Idempotency-Key": "idem",
+                 "X-Bud-Retry-Count": "1"}
+    pooled = base.build_headers(api_key="k", default_headers=None, extra_headers=None,
+                                idempotency_key=None, retry_count=0, include_static=False)
+    assert pooled == {"X-Bud-Retry-Count": "0"}

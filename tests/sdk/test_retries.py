@@ -248,3 +248,14 @@ def test_retries_are_logged_without_the_key(
         client.models.get("model_abc")
     assert "retry 1 of 3" in caplog.text and "HTTP 503" in caplog.text
     assert API_KEY not in caplog.text
+
+
+def test_idempotency_key_in_extra_headers_is_the_key(
+    client: BudClient, server: ScriptedServer, no_sleep: list[float]
+) -> None:
+    server.script("POST", "/models", Reply(503))
+    client.models.create(name="m", source="url", uri="u",
+                         extra_headers={"idempotency-key": "op-uid-1", "Authorization": "x"})
+    reqs = server.requests_to("POST", "/models")
+    assert [r.headers["idempotency-key"] for r in reqs] == ["op-uid-1", "op-uid-1"]
+    assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in reqs)
