@@ -55,8 +55,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Poll ``probe`` until truthy; fail with the last value (or exception) seen."""
+def wait_until(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.5,
+    explain: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``probe`` until truthy; fail with the last value (or exception) seen, or with what
+    ``explain`` says about the current state."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -68,7 +75,8 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float, interval: fl
             if last:
                 return last
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {str(last)[:3000]}")
+    detail = explain() if explain else str(last)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {detail[:3000]}")
 
 
 # -- the operator ------------------------------------------------------------------------------
@@ -282,6 +290,18 @@ def cond(obj: dict[str, Any], type_: str) -> dict[str, Any]:
         if c.get("type") == type_:
             return dict(c)
     return {}
+
+
+def conditions_table(kube: Any, ns: str) -> str:
+    """kind/name: type=status(reason) for every condition, to explain a failed wait."""
+    lines = []
+    for o in all_objects(kube, ns):
+        conds = " ".join(
+            f"{c['type']}={c['status']}({c.get('reason')})"
+            for c in (o.get("status") or {}).get("conditions") or []
+        )
+        lines.append(f"{o['kind']}/{o['metadata']['name']}: {conds or 'no conditions'}")
+    return "\n".join(lines)
 
 
 def is_ready(obj: dict[str, Any]) -> bool:

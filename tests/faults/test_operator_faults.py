@@ -24,6 +24,7 @@ from .harness import (
     apply_in_chunks,
     assert_one_remote_per_resource,
     cond,
+    conditions_table,
     deployment_doc,
     execution_doc,
     fleet,
@@ -311,7 +312,13 @@ def test_wrong_api_key_stalls_everything_and_a_fixed_key_heals(
         return None
 
     # One poll: the first reconcile of each resource (in-flight interval 1 s, refresh 2 s).
-    stalled = wait_until("Stalled/Unauthorized on every resource", all_unauthorized, 30, 1)
+    stalled = wait_until(
+        "Stalled/Unauthorized on every resource",
+        all_unauthorized,
+        30,
+        1,
+        explain=lambda: conditions_table(kube, ns),
+    )
     assert all("API key" in cond(o, "Stalled")["message"] for o in stalled), json.dumps(
         [cond(o, "Stalled") for o in stalled][:3]
     )
