@@ -86,7 +86,11 @@ def install(request: pytest.FixtureRequest, kube: Kube, kube_namespace: str) -> 
 class Operator:
     """The operator process, started the way the chart's container would start it."""
 
-    def __init__(self, kube: Kube, inst: Install, gateway: Any, tmp: Path) -> None:
+    def __init__(
+        self, kube: Kube, inst: Install, gateway: Any, tmp: Path, index: int = 0
+    ) -> None:
+        tmp = tmp / f"pod-{index}"
+        tmp.mkdir()
         token = kube.kubectl("create", "token", inst.fullname, "-n", inst.namespace,
                              "--duration=1h").stdout.strip()
         self.kubeconfig = kube.token_kubeconfig(token)
@@ -101,7 +105,10 @@ class Operator:
             KUBECONFIG=self.kubeconfig,  # the ServiceAccount token and nothing else
             BUD_BASE_URL=gateway.url,
             BUD_API_KEY_FILE=str(key),
-            POD_ID=f"{inst.fullname}-test",
+            # What the StatefulSet's downward API gives pod <index>: its name and, as the
+            # peering priority, its apps.kubernetes.io/pod-index label.
+            POD_ID=f"{inst.fullname}-{index}",
+            BUD_PRIORITY=str(index),
             POD_NAMESPACE=inst.namespace,
             HOME=str(tmp),
             TMPDIR=str(tmp),
@@ -223,3 +230,61 @@ def test_one_rule_less_breaks_it(
     finally:
         op.stop()
         _cleanup_model(kube, ns, "rbac-broken")
+
+
+def _peering_state(op: Operator) -> str:
+    lines = [line for line in op.log().splitlines()
+             if "Pausing operations" in line or "Resuming operations" in line]
+    return "paused" if lines and "Pausing operations" in lines[-1] else "active"
+
+
+def _wait_paused(op: Operator, timeout: float) -> None:
+    """Wait until `op` is paused and stays so for 3 s.
+
+    Right after start a standby can resume for one keep-alive period when its watch reads a
+    peering object older than its peer's first keep-alive (kopf re-evaluates on the next
+    event); the test waits that window out rather than racing it.
+    """
+    deadline = time.monotonic() + timeout
+    stable_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if _peering_state(op) == "paused":
+            stable_since = stable_since or now
+            if now - stable_since >= 3:
+                return
+        else:
+            stable_since = None
+        assert now < deadline, f"the standby never settled paused:\n{op.log()[-4000:]}"
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("install", ["named-namespace"], indirect=True)
+def test_two_replicas_one_active_then_failover(
+    kube: Kube, install: Install, gateway: Any, tmp_path: Path
+) -> None:
+    """Two replicas as the StatefulSet runs them: pod 1 works, pod 0 waits, then takes over."""
+    ns = install.namespace
+    standby = Operator(kube, install, gateway, tmp_path, index=0)
+    active = Operator(kube, install, gateway, tmp_path, index=1)
+    try:
+        _wait_paused(standby, 90)
+        kube.apply(_model(ns, "ha-one"))
+        _wait_ready(kube, ns, "ha-one", active, READY_TIMEOUT)
+        assert _peering_state(active) == "active"
+        assert _peering_state(standby) == "paused"
+        assert '"ha-one"' not in standby.log(), "the standby worked while paused"
+        # The active pod stops (rollout, node loss): kopf withdraws its keep-alive on SIGTERM,
+        # and the standby resumes at once instead of waiting for the keep-alive to expire.
+        active.stop()
+        deadline = time.monotonic() + 30
+        while _peering_state(standby) != "active":
+            assert time.monotonic() < deadline, standby.log()[-4000:]
+            time.sleep(0.5)
+        kube.apply(_model(ns, "ha-two"))
+        _wait_ready(kube, ns, "ha-two", standby, READY_TIMEOUT)
+    finally:
+        active.stop()
+        standby.stop()
+        for name in ("ha-one", "ha-two"):
+            _cleanup_model(kube, ns, name)
