@@ -301,40 +301,58 @@ def test_wrong_api_key_stalls_everything_and_a_fixed_key_heals(
     n = 3
     apply_in_chunks(kube, fleet(n), ns)
 
-    def all_unauthorized() -> list[dict[str, Any]] | None:
+    problems: list[str] = []
+
+    def unauthorized(o: dict[str, Any]) -> bool:
+        stalled = cond(o, "Stalled")
+        return stalled.get("status") == "True" and stalled.get("reason") == "Unauthorized"
+
+    def direct_ones_unauthorized() -> list[dict[str, Any]] | None:
         objs = all_objects(kube, ns)
-        if len(objs) == 4 * n and all(
-            cond(o, "Stalled").get("status") == "True"
-            and cond(o, "Stalled").get("reason") == "Unauthorized"
-            for o in objs
-        ):
-            return objs
-        return None
+        direct = [o for o in objs if o["kind"] != "BudExecution"]
+        return objs if len(direct) == 3 * n and all(unauthorized(o) for o in direct) else None
 
     # One poll: the first reconcile of each resource (in-flight interval 1 s, refresh 2 s).
-    stalled = wait_until(
-        "Stalled/Unauthorized on every resource",
-        all_unauthorized,
+    objs = wait_until(
+        "Stalled/Unauthorized on every model, deployment and pipeline",
+        direct_ones_unauthorized,
         30,
         1,
         explain=lambda: conditions_table(kube, ns),
     )
-    assert all("API key" in cond(o, "Stalled")["message"] for o in stalled), json.dumps(
-        [cond(o, "Stalled") for o in stalled][:3]
-    )
+    without_hint = [o["metadata"]["name"] for o in objs if unauthorized(o)
+                    and "API key" not in cond(o, "Stalled")["message"]]  # fmt: skip
+    if without_hint:
+        problems.append(f"Unauthorized without a word about the API key: {without_hint}")
+    # Executions reference their pipeline by name; they must say Unauthorized too, not wait.
+    time.sleep(3)
+    runs = [o for o in all_objects(kube, ns) if o["kind"] == "BudExecution"]
+    not_stalled = {o["metadata"]["name"]: cond(o, "Ready").get("reason") for o in runs
+                   if not unauthorized(o)}  # fmt: skip
+    if not_stalled:
+        problems.append(
+            f"{len(not_stalled)}/{len(runs)} BudExecutions not Stalled/Unauthorized "
+            f"with a wrong key (Ready reasons: {not_stalled})"
+        )
+
     # No hot loop: measure what the stalled operator sends over 10 s.
     before = sum(op.gateway_requests().values())
     time.sleep(10)
     during = sum(op.gateway_requests().values()) - before
-    assert during <= 30, f"{during:.0f} gateway requests in 10 s from {4 * n} stalled resources"
+    if during > 30:
+        problems.append(f"{during:.0f} gateway requests in 10 s from {4 * n} stalled resources")
 
     # Fix the key the way a Secret update reaches a pod: the mounted file is replaced.
     tmp = op.key_file.with_suffix(".new")
     tmp.write_text(gw.api_key, encoding="utf-8")
     tmp.replace(op.key_file)
     t0 = time.monotonic()
-    objs = wait_converged(kube, ns, 4 * n, 90)
+    try:
+        wait_converged(kube, ns, 4 * n, 90)
+    except pytest.fail.Exception as err:
+        problems.append(f"fixing the key file did not heal without a restart: {str(err)[:1500]}")
+    healed = time.monotonic() - t0
     assert op.starts == 1, "the operator had to be restarted"
-    print(f"wrong key: {4 * n} Stalled/Unauthorized, {during:.0f} requests in 10 s while stalled, "
-          f"healed in {time.monotonic() - t0:.0f}s")  # fmt: skip
-    assert len(objs) == 4 * n
+    print(f"wrong key: {4 * n} resources, {during:.0f} requests in 10 s while stalled, "
+          f"heal wait {healed:.0f}s, problems: {len(problems)}")  # fmt: skip
+    assert not problems, "\n".join(problems)
