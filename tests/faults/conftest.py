@@ -40,6 +40,35 @@ class Ledger:
 LEDGER = Ledger()
 
 
+def find_leaks() -> list[dict[str, str]]:
+    """Every (secret, place, line) where a recorded key shows up in recorded output."""
+    leaks = []
+    for where, text in LEDGER.texts:
+        for secret in LEDGER.secrets:
+            if secret and secret in text:
+                i = text.index(secret)
+                line = text[text.rfind("\n", 0, i) + 1 : text.find("\n", i) % (len(text) + 1)]
+                leaks.append(
+                    {
+                        "key": secret[:12] + "...",
+                        "where": where,
+                        "line": line[:300].replace(secret, "<KEY>"),
+                    }
+                )
+    return leaks
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Teardowns run after the final scan test (operator logs, namespace snapshots): scan again
+    and fail the run if a key shows up there."""
+    leaks = find_leaks()
+    if leaks:
+        import sys
+
+        print(f"\nAPI key leaked in {len(leaks)} places: {leaks[:10]}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Failure reports (assertion messages, tracebacks) are output too: keep them for the scan."""
