@@ -360,9 +360,11 @@ class Gateway:
         finally:
             self.downloads.pop(model_id, None)
 
-    def _tick_models(self, now: float) -> None:
+    def _tick_models(self, now: float) -> bool:
+        busy = False
         for doc, internal in self.store.all_with_internal("model"):
             status = doc["status"]
+            busy = busy or status in ("deleting", "downloading")
             if status == "deleting":
                 if now >= internal.get("delete_at", 0):
                     self.store.delete("model", doc["id"])
@@ -383,6 +385,7 @@ class Gateway:
                     else:
                         doc["progress_percent"] = round(100.0 * done / size, 1) if size else 0.0
                     self.store.put("model", doc, internal)
+        return busy
 
     # -- clusters ------------------------------------------------------------------------------
 
@@ -653,6 +656,7 @@ class Gateway:
         internal = self.store.get_internal(dep_id)
         internal["drifted"] = True
         self.store.put("deployment", doc, internal)
+        self.wakeup.set()
         return doc
 
     def _tick_deployment(self, doc: Doc, internal: Doc, now: float) -> None:
@@ -779,14 +783,21 @@ class Gateway:
 
     # -- scheduler -----------------------------------------------------------------------------
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """Advance every lifecycle one step; True while something is in flight."""
         now = time.time()
-        self._tick_models(now)
+        busy = self._tick_models(now)
         for doc, internal in self.store.all_with_internal("deployment"):
             if doc["status"] in ("pending", "deploying", "scaling", "active") or internal.get(
                 "delete_at"
             ):
                 self._tick_deployment(doc, internal, now)
+            if (
+                doc["status"] in ("pending", "deploying", "scaling")
+                or internal.get("delete_at")
+                or (doc["auto_scaling"]["enabled"] and doc["status"] == "active")
+            ):
+                busy = True
         for cluster in self.store.all("cluster"):
             self._tick_cluster_deployments(cluster["id"])
             self._refresh_cluster_status(cluster["id"])
@@ -794,13 +805,18 @@ class Gateway:
         from budai_gateway.engine import ensure_runners
 
         ensure_runners(self)
+        return busy
 
     async def run_scheduler(self) -> None:
+        """Tick fast while lifecycles are in flight, slowly when idle; every state change
+        sets ``wakeup`` so nothing waits for the slow tick."""
         tick = self.settings.timings.tick_seconds
+        idle_tick = max(tick, 0.5)
         last_expire = 0.0
         while True:
+            busy = True
             try:
-                self.tick()
+                busy = self.tick()
                 if time.time() - last_expire > 300:
                     last_expire = time.time()
                     self.store.idem_expire(self.settings.idempotency_ttl_seconds)
@@ -809,7 +825,7 @@ class Gateway:
             except Exception:
                 log.exception("scheduler tick failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=tick)
+                await asyncio.wait_for(self.wakeup.wait(), timeout=tick if busy else idle_tick)
             self.wakeup.clear()
 
     async def settle(self, kind: str, obj_id: str, until: set[str], limit: float) -> Doc | None:

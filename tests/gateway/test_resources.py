@@ -433,7 +433,7 @@ def test_deployment_waits_for_its_model(client: httpx.Client) -> None:
         "slow-hf",
         "hugging_face",
         "org/uncached-model",
-        metadata={"simulated_size_bytes": 400_000_000},
+        metadata={"simulated_size_bytes": 8_000_000_000},  # 2 s at speed 20
     )
     cid = cluster_ids(client)["local-cpu"]
     dep = client.post("/deployments", json={"model_id": m["id"], "cluster_id": cid}).json()
