@@ -161,14 +161,15 @@ class LocalGateway:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
-    def local(self, method: str, path: str, json: Any = None) -> Any:
+    def local(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
         """Call a ``/_local/`` control with the admin key; raises on a non-2xx answer."""
         if not path.startswith("/_local"):
             path = "/_local/" + path.lstrip("/")
         resp = self._client.request(method, self.root_url + path, json=json, headers=self.headers)
         if resp.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {resp.status_code}: {resp.text}")
-        return resp.json()
+        result: dict[str, Any] = resp.json()
+        return result
 
     def reset(self) -> None:
         self.local("POST", "/reset")
@@ -201,8 +202,7 @@ class LocalGateway:
             body["count"] = count
         if probability is not None:
             body["probability"] = probability
-        result: dict[str, Any] = self.local("POST", "/faults", body)
-        return result
+        return self.local("POST", "/faults", body)
 
     def clear_faults(self) -> None:
         self.local("DELETE", "/faults")
