@@ -44,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_DATA_HOME=/tmp/.local/share
 USER 65532:65532
 WORKDIR /tmp
-EXPOSE 8081 9090
+# The operator's defaults: health (/healthz) on 8081, Prometheus metrics on 8080.
+EXPOSE 8081 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/healthz', timeout=4)"]
 # With no --namespace the operator serves every namespace; the chart passes its own options.

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.chart import dockerfile
 from tests.chart.chartlib import CHART, template
@@ -107,6 +108,13 @@ def test_entrypoint_is_the_operator_console_script(stages: list[dockerfile.Stage
     assert scripts["budai-operator"] == "budai_operator.cli:main"
     health = stages[-1].last("HEALTHCHECK")
     assert health is not None and "/healthz" in health.args
+    # The image's ports are the chart's defaults, so `docker run` and the chart agree.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert f":{values['health']['port']}/healthz" in health.args
+    expose = stages[-1].last("EXPOSE")
+    assert expose is not None
+    assert {str(values["health"]["port"]), str(values["metrics"]["port"])} <= set(
+        expose.args.split())
 
 
 # --- the entry point, from a fresh virtualenv built like the image's ----------------------------
