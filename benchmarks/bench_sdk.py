@@ -168,7 +168,7 @@ def per_request_rows(calls: int, rounds: int) -> list[Row]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--imports", type=int, default=15, help="fresh interpreters per import")
+    ap.add_argument("--imports", type=int, default=9, help="fresh interpreters per import")
     ap.add_argument("--calls", type=int, default=2000, help="requests per timed run")
     ap.add_argument("--rounds", type=int, default=5, help="timed runs per client")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
