@@ -195,10 +195,20 @@ def _document_headers(app: FastAPI) -> None:
             description=app.description,
             routes=app.routes,
         )
+        idem_param = {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Repeat a call safely: the same key and body within 24 h returns "
+            "the first response; the same key with another body is a 409.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
         for path, ops in schema.get("paths", {}).items():
             if not path.startswith("/v1"):
                 continue
-            for op in ops.values():
+            for method, op in ops.items():
+                if method in ("post", "patch", "delete", "put"):
+                    op.setdefault("parameters", []).append(idem_param)
                 for status, resp in op.get("responses", {}).items():
                     headers = dict(common)
                     if status in ("429", "503"):
