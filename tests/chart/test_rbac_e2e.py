@@ -140,12 +140,35 @@ class Operator:
         self._log.close()
 
 
-def _model(ns: str, name: str) -> str:
+def _model(ns: str, name: str, source: str = "cloud", uri: str | None = None) -> str:
     return json.dumps({
         "apiVersion": "bud.studio/v1alpha1", "kind": "BudModel",
         "metadata": {"name": name, "namespace": ns},
-        "spec": {"source": "cloud", "uri": f"rbac-test/{name}"},
+        "spec": {"source": source, "uri": uri or f"rbac-test/{name}"},
     })
+
+
+def _wait_condition(
+    kube: Kube, ns: str, name: str, op: Operator, ctype: str, status: str, reason: str | None,
+    timeout: float = READY_TIMEOUT,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    obj: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        assert op.proc.poll() is None, f"the operator exited:\n{op.log()[-4000:]}"
+        obj = kube.get_json("budmodel", name, "-n", ns)
+        conds = {c["type"]: c for c in (obj.get("status") or {}).get("conditions", [])}
+        got = conds.get(ctype, {})
+        if got.get("status") == status and (reason is None or got.get("reason") == reason):
+            return obj
+        time.sleep(0.5)
+    raise AssertionError(f"{name}: no {ctype}={status} ({reason}): {json.dumps(obj.get('status'))}")
+
+
+def _gitops(obj: dict[str, Any]) -> tuple[str, str]:
+    """(Argo CD health, kstatus status) of a live BudModel, as tests/gitops computes them."""
+    argo, _ = evaluate(HEALTH_DIR / "bud.studio_BudModel" / "health.lua", obj)
+    return argo, kstatus.compute(obj).status
 
 
 def _wait_ready(kube: Kube, ns: str, name: str, op: Operator, timeout: float) -> dict[str, Any]:
@@ -181,10 +204,14 @@ def test_operator_works_with_exactly_the_chart_rbac(
         status = obj["status"]
         assert status["observedGeneration"] == obj["metadata"]["generation"]
         assert "bud.studio/finalizer" in obj["metadata"]["finalizers"]
-        # What GitOps tools make of the live object (same checks as tests/gitops).
-        folder = HEALTH_DIR / "bud.studio_BudModel"
-        assert evaluate(folder / "health.lua", obj)[0] == "Healthy"
-        assert kstatus.compute(obj).status == "Current"
+        # What GitOps tools make of the live objects (same checks as tests/gitops).
+        assert _gitops(obj) == ("Healthy", "Current")
+        kube.apply(_model(ns, "rbac-bad", "local", "/nonexistent/bud-rbac-test"))
+        bad = _wait_condition(kube, ns, "rbac-bad", op, "Stalled", "True", None)
+        assert _gitops(bad) == ("Degraded", "Failed")
+        kube.kubectl("annotate", "budmodel", "rbac-ok", "-n", ns, "bud.studio/paused=true")
+        paused = _wait_condition(kube, ns, "rbac-ok", op, "Synced", "False", "Paused")
+        assert _gitops(paused)[0] == "Suspended"
         # The operator could post Events with its token (core events: create).
         events = kube.get_json("events", "-n", ns,
                                "--field-selector", "involvedObject.name=rbac-ok")["items"]
@@ -197,7 +224,8 @@ def test_operator_works_with_exactly_the_chart_rbac(
             check=False, timeout=10).returncode == 0
     finally:
         op.stop()
-        _cleanup_model(kube, ns, "rbac-ok")
+        for name in ("rbac-ok", "rbac-bad"):
+            _cleanup_model(kube, ns, name)
 
 
 def _drop_rule(kube: Kube, install: Install, resource: str) -> dict[str, Any]:
