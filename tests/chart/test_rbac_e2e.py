@@ -109,7 +109,6 @@ class Operator:
             # peering priority, its apps.kubernetes.io/pod-index label.
             POD_ID=f"{inst.fullname}-{index}",
             BUD_PRIORITY=str(index),
-            POD_NAMESPACE=inst.namespace,
             HOME=str(tmp),
             TMPDIR=str(tmp),
         )
