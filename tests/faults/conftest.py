@@ -41,20 +41,16 @@ LEDGER = Ledger()
 
 
 def find_leaks() -> list[dict[str, str]]:
-    """Every (secret, place, line) where a recorded key shows up in recorded output."""
+    """Every (key, place, line) where a recorded key shows up in recorded output."""
     leaks = []
     for where, text in LEDGER.texts:
         for secret in LEDGER.secrets:
-            if secret and secret in text:
-                i = text.index(secret)
-                line = text[text.rfind("\n", 0, i) + 1 : text.find("\n", i) % (len(text) + 1)]
-                leaks.append(
-                    {
-                        "key": secret[:12] + "...",
-                        "where": where,
-                        "line": line[:300].replace(secret, "<KEY>"),
-                    }
-                )
+            if not secret or secret not in text:
+                continue
+            for line in text.splitlines():
+                if secret in line:
+                    shown = line.replace(secret, "<KEY>")[:300]
+                    leaks.append({"key": secret[:12] + "...", "where": where, "line": shown})
     return leaks
 
 
