@@ -353,6 +353,10 @@ def error_from_response(
     code: str | None = None
     param: str | None = None
     request_id = headers.get("x-request-id") or ""
+    if api_key:
+        # Scrub before parsing: a proxy that echoes the request puts the key anywhere in the
+        # body, and callers log ``err.body`` as readily as ``err.message``.
+        content = content.replace(api_key.encode(), b"***")
     if content:
         try:
             body = json.loads(content)
@@ -376,10 +380,6 @@ def error_from_response(
             message = str(body["message"])
     phrase = f"HTTP {status}{' ' + reason if reason else ''}"
     message = f"{phrase}: {message}" if message and not err_type else (message or phrase)
-    if api_key:
-        message = message.replace(api_key, "***")
-        if isinstance(body, str):
-            body = body.replace(api_key, "***")
     cls = status_error_class(status)
     kwargs: dict[str, Any] = {
         "status_code": status,
