@@ -6,9 +6,9 @@ the published schema is what the gateway really sends.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$"
 DNS_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -178,11 +178,27 @@ class Retry(Strict):
     initial_delay_seconds: float = Field(default=1.0, ge=0, le=3600)
 
 
+# The SDK's `Step` TypedDict types `depends_on` as Optional, so `null` means "no dependencies".
+DependsOn = Annotated[
+    list[str],
+    BeforeValidator(lambda v: [] if v is None else v),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}, "maxItems": 500},
+                {"type": "null"},
+            ],
+            "default": [],
+        }
+    ),
+]
+
+
 class Step(Strict):
     id: str = Field(pattern=STEP_ID)
     action: str = Field(min_length=1, max_length=64)
     params: dict[str, Any] = Field(default_factory=dict)
-    depends_on: list[str] = Field(default_factory=list, max_length=500)
+    depends_on: DependsOn = Field(default_factory=list, max_length=500)
     condition: str | None = Field(default=None, max_length=4096)
     retry: Retry | None = None
     timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)

@@ -358,3 +358,19 @@ def test_execution_lists_filter_and_page(client: httpx.Client) -> None:
     ).json()
     assert [e["id"] for e in rest["data"]] == ids[2:]
     assert client.get("/executions", params={"status": "failed"}).json()["data"] == []
+
+
+def test_null_optional_step_keys_mean_absent(client: httpx.Client) -> None:
+    """The SDK's `Step` TypedDict types depends_on, condition and retry as Optional: a client
+    that sends them as null must get the same pipeline as one that leaves them out."""
+    steps = [
+        {"id": "a", "action": "log", "params": {"message": "hi"}, "depends_on": None},
+        {"id": "b", "action": "log", "depends_on": ["a"], "condition": None, "retry": None},
+    ]
+    done = run(client, steps)
+    assert done["status"] == "completed", done
+    assert [done["steps"][s]["status"] for s in ("a", "b")] == ["completed", "completed"]
+    bad = client.post(
+        "/pipelines", json={"name": "nulls", "definition": {"steps": [{"id": "a", "action": None}]}}
+    )
+    assert_error(bad, 422, "validation_error", param="definition.steps[0].action")
