@@ -22,7 +22,11 @@ class ExecutionStep(BudObject):
     id: str
     action: str
     status: StepStatus
-    output: dict[str, Any] | None = None
+    output: Any = None
+    """What the step produced. The reference page says ``Optional[dict]``, and most actions do
+    return an object, but ``transform`` returns whatever its ``value`` renders to (a number, a
+    string, a list); typing it as any JSON value keeps such steps parseable, and code written
+    against the page's annotation still type-checks."""
     error: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -196,3 +196,25 @@ def test_gateway_retry_after_is_honoured(bud: BudClient, gw: Any, no_sleep: list
     m = bud.models.create(name="patient", source="url", uri="https://x/p.bin")
     assert no_sleep == [2.0, 1.0]
     assert [x.id for x in bud.models.list(name="patient")] == [m.id]
+
+
+def test_steps_with_non_object_outputs_parse(bud: BudClient, gw: Any) -> None:
+    """`transform` outputs any JSON value; every step must still parse as an ExecutionStep."""
+    pipe = bud.pipelines.create(
+        name=f"outputs-{time.monotonic_ns()}",
+        definition={
+            "steps": [
+                {"id": "num", "action": "transform", "params": {"value": 42}},
+                {"id": "text", "action": "transform", "params": {"value": "hi"}},
+                {"id": "obj", "action": "set_output", "params": {"outputs": {"k": "v"}}},
+            ]
+        },
+    )
+    run = bud.executions.create(pipe.id, params={}, wait=True, timeout=30)
+    assert run.status == "completed", run
+    outputs = {sid: (step.status, step.output) for sid, step in run.steps.items()}
+    assert outputs == {
+        "num": ("completed", 42),
+        "text": ("completed", "hi"),
+        "obj": ("completed", {"k": "v"}),
+    }, outputs
