@@ -74,7 +74,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.probe(id="gateway_seconds_since_success")
-def gateway_probe(memo: kopf.Memo, **_: Any) -> float | None:
+async def gateway_probe(memo: kopf.Memo, **_: Any) -> float | None:
     """Seconds since the gateway last answered (reported, never failing the probe)."""
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime) or not runtime.gw.last_success:
@@ -86,7 +86,9 @@ def _register(kind: str) -> None:
     plural = PLURALS[kind]
 
     @kopf.on.event(GROUP, VERSION, plural, id=f"{kind}-event")
-    def on_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    async def on_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        # Async on purpose: kopf runs sync handlers in threads, and the registry and its
+        # asyncio.Events belong to the event loop.
         runtime = memo.get("runtime")
         if isinstance(runtime, Runtime):
             runtime.observe_event(kind, event.get("type"), event.get("object") or {})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import random
 import time
@@ -121,6 +122,9 @@ class _ActionFailed(Exception):
 class Runtime:
     """Shared by every handler of one operator process."""
 
+    INITIAL_STATUS_AFTER = 1.0
+    PAGE_SPACING = 10.0
+
     def __init__(
         self,
         settings: OperatorSettings,
@@ -133,6 +137,7 @@ class Runtime:
         self.kube = kube
         self.post_event = post_event
         self.objects: dict[str, ObjectState] = {}
+        self._by_name: dict[tuple[str, str, str], str] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- registry -----------------------------------------------------------------------------
@@ -145,7 +150,9 @@ class Runtime:
         if not uid:
             return
         if event_type == "DELETED":
-            self.objects.pop(uid, None)
+            gone = self.objects.pop(uid, None)
+            if gone is not None:
+                self._by_name.pop((gone.kind, gone.namespace, gone.name), None)
             return
         st = self.objects.get(uid)
         if st is None:
@@ -153,6 +160,7 @@ class Runtime:
                 kind, uid, str(meta.get("namespace")), str(meta.get("name")), dict(body)
             )
             self.objects[uid] = st
+            self._by_name[(kind, st.namespace, st.name)] = uid
         old_status = (st.body.get("status") or {}) if st.body else {}
         st.body = dict(body)
         status = body.get("status") or {}
@@ -180,10 +188,8 @@ class Runtime:
 
     def find(self, kind: str, namespace: str, name: str) -> ObjectState | None:
         """A tracked resource by kind and name."""
-        for st in self.objects.values():
-            if st.kind == kind and st.namespace == namespace and st.name == name:
-                return st
-        return None
+        uid = self._by_name.get((kind, namespace, name))
+        return self.objects.get(uid) if uid else None
 
     def object_counts(self) -> dict[tuple[str, str], int]:
         """Objects by (kind, Ready status), for the metrics endpoint."""
@@ -198,6 +204,17 @@ class Runtime:
                 asyncio.create_task(self._refresh_loop(kind), name=f"refresh {kind}")
             )
         self._tasks.append(asyncio.create_task(self._cluster_loop(), name="cluster health"))
+        self._tasks.append(asyncio.create_task(self._trim_loop(), name="memory trim"))
+
+    async def _trim_loop(self) -> None:
+        # Bursts (thousands of objects applied at once) leave freed memory in the C allocator;
+        # glibc keeps it unless asked, so RSS would stay at the peak forever.
+        trim = _malloc_trim()
+        if trim is None:
+            return
+        while True:
+            await asyncio.sleep(30)
+            trim(0)
 
     async def stop_background(self) -> None:
         """Cancel the refresh loops."""
@@ -210,8 +227,9 @@ class Runtime:
         cache = self.gw.cache_for(kind)
         while True:
             pages = max(1, -(-cache.last_list_size // self.gw.PAGE))
-            # One page every few seconds at most: idle traffic stays flat as the count grows.
-            interval = max(self.settings.refresh_interval, 3.0 * pages)
+            # At most one page every PAGE_SPACING seconds: idle traffic stays flat (about 0.1
+            # request/s per kind) however many objects there are.
+            interval = max(self.settings.refresh_interval, self.PAGE_SPACING * pages)
             await asyncio.sleep(interval * (0.9 + 0.2 * random.random()))
             managed = {
                 st.remote_id: st for st in self.objects.values() if st.kind == kind and st.remote_id
@@ -310,25 +328,34 @@ class Runtime:
         st.handled_steering = st.steering
         result = "success"
         try:
+            spec = SPECS[st.kind].model_validate(st.body.get("spec") or {})
+        except ValidationError as err:
+            plan = stalled_plan(ctx, "InvalidSpec", f"spec is invalid: {err}")
+            result = "stalled"
+        else:
             first = initial_status(ctx)
+            task = asyncio.ensure_future(self._plan(st, ctx, spec))
             if first is not None:
-                await self._write_status(st, ctx, first)
-                ctx = replace(ctx, status=first)
+                # Ready=False/Initializing must show from the first moment, but a reconcile that
+                # finishes at once writes its own status: one write instead of two per new object.
+                try:
+                    done, _ = await asyncio.wait({task}, timeout=self.INITIAL_STATUS_AFTER)
+                    if not done:
+                        await self._write_status(st, ctx, first)
+                        ctx = replace(ctx, status=first)
+                except BaseException:
+                    task.cancel()  # the daemon is being stopped: do not leave the work running
+                    raise
             try:
-                spec = SPECS[st.kind].model_validate(st.body.get("spec") or {})
-            except ValidationError as err:
-                plan = stalled_plan(ctx, "InvalidSpec", f"spec is invalid: {err}")
-                result = "stalled"
-            else:
-                plan = await self._plan(st, ctx, spec)
+                plan = await task
                 st.attempts = 0
                 if cnd.is_true(plan.status.get("conditions"), cnd.STALLED):
                     result = "stalled"
                 elif ctx.paused:
                     result = "paused"
-        except _ActionFailed as err:
-            plan = self._failed(st, ctx, err.failure, err.doing)
-            result = "error"
+            except _ActionFailed as err:
+                plan = self._failed(st, ctx, err.failure, err.doing)
+                result = "error"
         await self._apply_writes(st, ctx, plan)
         RECONCILES.labels(st.kind, result).inc()
         RECONCILE_SECONDS.labels(st.kind).observe(time.monotonic() - started)
@@ -468,7 +495,8 @@ class Runtime:
         """Apply remote writes in order; the last returned object is the new observation."""
         result: Remote | None = None
         for action in actions:
-            if action.message:
+            if action.message and action.op != "create":
+                # Creates are announced once, by the Created/Started event of the next decision.
                 self.post_event(
                     st.body,
                     Event(
@@ -639,6 +667,15 @@ class Runtime:
         await self._write_status(st, ctx, plan.status)
         for event in plan.events:
             self.post_event(st.body, event)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        fn: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return fn
 
 
 def _ready_of(status: Mapping[str, Any]) -> str:
