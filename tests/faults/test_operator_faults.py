@@ -6,6 +6,7 @@ Load: ``SCALE`` resources of every kind (BUDAI_FAULTS_SCALE, see harness.py)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -91,7 +92,10 @@ def test_operator_sigkilled_during_mass_create_and_delete(
 ) -> None:
     ns = kube_namespace
     gw = fault_gateway
-    seed = int(time.time())
+    # BUDAI_FAULTS_SEED replays a failing run's kill moments (the seed is printed, and pytest
+    # shows captured output with a failure).
+    seed = int(os.environ.get("BUDAI_FAULTS_SEED") or time.time())
+    print(f"operator SIGKILL seed {seed}")
     rng = random.Random(seed)
     op = operators(ns)
     docs = fleet(N).split("---\n")
