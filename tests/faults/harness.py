@@ -354,6 +354,7 @@ class RemoteCounts:
     deployments: dict[str, int]
     pipelines: dict[str, int]
     executions: dict[str, int]  # by pipeline name
+    ids: set[str] = field(default_factory=set)
 
     def duplicates(self) -> dict[str, list[str]]:
         return {
@@ -379,12 +380,14 @@ class RemoteCounts:
 def remote_counts(gateway: Any, ns: str) -> RemoteCounts:
     prefix = f"{ns}-"
     with BudClient(api_key=gateway.api_key, base_url=gateway.url, max_retries=5) as bud:
+        ids: set[str] = set()
 
         def by_name(items: Iterable[Any]) -> dict[str, int]:
             out: dict[str, int] = {}
             for item in items:
                 if item.name.startswith(prefix):
                     out[item.name] = out.get(item.name, 0) + 1
+                    ids.add(item.id)
             return out
 
         models = by_name(bud.models.list(limit=100))
@@ -396,7 +399,8 @@ def remote_counts(gateway: Any, ns: str) -> RemoteCounts:
         for x in bud.executions.list(limit=100):
             if x.pipeline_id in names:
                 executions[names[x.pipeline_id]] = executions.get(names[x.pipeline_id], 0) + 1
-    return RemoteCounts(models, deployments, pipelines, executions)
+                ids.add(x.id)
+    return RemoteCounts(models, deployments, pipelines, executions, ids)
 
 
 def assert_one_remote_per_resource(
@@ -411,6 +415,11 @@ def assert_one_remote_per_resource(
     )
     missing_id = [o["metadata"]["name"] for o in objs if not (o.get("status") or {}).get("id")]
     assert not missing_id, f"{len(missing_id)} resources without status.id: {missing_id[:10]}"
+    # status.id must name an object of *this* gateway (another operator writing status from
+    # another gateway, or a stale id after a re-create, would show here).
+    foreign = {o["metadata"]["name"]: o["status"]["id"] for o in objs
+               if o["status"]["id"] not in counts.ids}  # fmt: skip
+    assert not foreign, f"{len(foreign)} status.id values unknown to the gateway: {foreign}"
 
 
 # -- the API server ----------------------------------------------------------------------------
