@@ -8,14 +8,15 @@
 #                                  on free loopback ports; wait until ready
 #   hack/control-plane.sh down     stop what `up` started (by pid file) and remove its state dir
 #   hack/control-plane.sh env      print `export KUBECONFIG=... PATH=...` (eval "$(... env)")
-#   hack/control-plane.sh status   show the processes and the server URL (exit 1 when not up)
+#   hack/control-plane.sh status   show the processes, their RSS and the server URL (exit 1 if one
+#                                  is down, 3 if not up)
 #   hack/control-plane.sh bin-dir  print the directory holding the cached binaries
 #   hack/control-plane.sh regen    rewrite hack/controlplane/*/go.mod from hack/versions.env and
 #                                  run `go mod tidy` (needs the module proxy)
 #
 # Environment:
 #   BUDAI_CP_CACHE      cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/budai/controlplane);
-#                       binaries go to <root>/<versions>-<hash of the wrapper go.mod/go.sum>/bin
+#                       binaries go to <root>/<versions>_<hash of wrapper go.mod/go.sum>/bin
 #   BUDAI_CP_STATE      state dir for `up`/`down`/`env`/`status` (default <repo>/.tmp/controlplane)
 #   BUDAI_CP_CONTROLLERS controllers for kube-controller-manager (default: garbage collector,
 #                       namespace, serviceaccount, serviceaccount-token, root CA publisher);
@@ -29,7 +30,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF="$ROOT/hack/control-plane.sh"
 WRAPPERS="$ROOT/hack/controlplane"
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 source "$ROOT/hack/versions.env"
 
 K8S_VER=${KUBERNETES_VERSION#v}          # 1.37.2
@@ -184,6 +185,12 @@ cmd_build() {
     } >"$CACHE_DIR/BUILDINFO"
     exec 9>&-
     log "done in $(fmt_secs $(( $(now) - t0 ))); cache size $(du -sh "$CACHE_DIR" | cut -f1)"
+    local other
+    for other in "$CACHE_ROOT"/*/; do
+        other=${other%/}
+        [[ "$other" == "$CACHE_DIR" || ! -d "$other/bin" ]] && continue
+        log "note: older build $(du -sh "$other" | cut -f1) in $other (remove it when unused)"
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -198,6 +205,7 @@ cmd_regen() {
     [[ -f "$upstream" ]] || die "cannot download k8s.io/kubernetes@$KUBERNETES_VERSION"
     local required replaces=""
     required=$(awk '/^require \(/{r=1; next} r && /^\)/{r=0} r {print $1}' "$upstream")
+    # shellcheck disable=SC2013 # module paths contain no spaces
     for m in $(grep -E '=> \./staging/' "$upstream" | awk '{print $1}' | sort -u); do
         if (cd /tmp && go list -m "$m@$STAGING_VERSION" >/dev/null 2>&1); then
             replaces+=$'\t'"$m => $m $STAGING_VERSION"$'\n'
@@ -343,7 +351,7 @@ gen_pki() {
 }
 
 write_kubeconfig() {
-    local server=$1 b64
+    local server=$1
     b64() { base64 -w0 <"$STATE/pki/$1"; }
     local old_umask; old_umask=$(umask); umask 077
     cat >"$STATE/kubeconfig" <<EOF
@@ -408,7 +416,7 @@ cmd_up() {
 
     gen_pki
 
-    local attempt ports etcd_port peer_port api_port server pid
+    local attempt etcd_port peer_port api_port server pid
     for attempt in 1 2 3; do
         read -r etcd_port peer_port api_port < <(free_ports 3)
         start etcd "$BIN/etcd" --name=budai --data-dir="$STATE/etcd" \
@@ -417,9 +425,9 @@ cmd_up() {
             --initial-cluster="budai=http://127.0.0.1:$peer_port" \
             --unsafe-no-fsync=true --log-level=warn --quota-backend-bytes=2147483648
         pid=$(pid_of etcd)
-        if wait_for etcd 30 "$pid" curl -fsS "http://127.0.0.1:$etcd_port/health"; then break; fi
+        if wait_for etcd 60 "$pid" curl -fsS "http://127.0.0.1:$etcd_port/health"; then break; fi
         kill "$pid" 2>/dev/null || true
-        grep -q "address already in use" "$STATE/logs/etcd.log" && (( attempt < 3 )) || die "etcd did not start"
+        if ! grep -q "address already in use" "$STATE/logs/etcd.log" || (( attempt == 3 )); then die "etcd did not start"; fi
         rm -rf "$STATE/etcd"
     done
     log "etcd ready on 127.0.0.1:$etcd_port after $(fmt_secs $(( $(now) - t0 )))"
@@ -441,9 +449,11 @@ cmd_up() {
             --endpoint-reconciler-type=none \
             --allow-privileged=true --profiling=false
         pid=$(pid_of kube-apiserver)
-        if wait_for kube-apiserver 90 "$pid" curl -fsS --cacert "$STATE/pki/ca.crt" "$server/readyz"; then break; fi
+        if wait_for kube-apiserver 120 "$pid" curl -fsS --cacert "$STATE/pki/ca.crt" "$server/readyz"; then break; fi
         kill "$pid" 2>/dev/null || true
-        grep -q "address already in use" "$STATE/logs/kube-apiserver.log" && (( attempt < 3 )) || die "kube-apiserver did not become ready"
+        if ! grep -q "address already in use" "$STATE/logs/kube-apiserver.log" || (( attempt == 3 )); then
+            die "kube-apiserver did not become ready"
+        fi
         read -r api_port < <(free_ports 1)
     done
     echo "$server" >"$STATE/server"
@@ -467,7 +477,8 @@ cmd_up() {
             wait_for kube-controller-manager 60 "$pid" "${kc[@]}" -n default get serviceaccount default ||
                 die "kube-controller-manager did not create the default ServiceAccount"
         else
-            sleep 1; kill -0 "$pid" 2>/dev/null || die "kube-controller-manager exited"
+            sleep 1
+            kill -0 "$pid" 2>/dev/null || { tail -n 20 "$STATE/logs/kube-controller-manager.log" >&2; die "kube-controller-manager exited"; }
         fi
         log "kube-controller-manager running ($controllers)"
     fi
@@ -477,12 +488,12 @@ cmd_up() {
 }
 
 stop_pid() {
-    local name=$1 pid i
+    local name=$1 pid
     pid=$(pid_of "$name")
     [[ -n "$pid" ]] || return 0
     if is_ours "$pid" && [[ "$pid" != "$$" ]]; then
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 100); do is_ours "$pid" || break; sleep 0.1; done
+        for _ in $(seq 1 100); do is_ours "$pid" || break; sleep 0.1; done
         if is_ours "$pid"; then
             log "$name ($pid) ignored SIGTERM for 10s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
@@ -511,6 +522,7 @@ running_bin() { if [[ -f "$STATE/bin-dir" ]]; then cat "$STATE/bin-dir"; else ec
 
 cmd_env() {
     printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
+    # shellcheck disable=SC2016 # $PATH is for the shell that evals this
     printf 'export PATH=%q:"$PATH"\n' "$(running_bin)"
 }
 
