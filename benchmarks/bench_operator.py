@@ -172,7 +172,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
     subprocess.run(
         ["kubectl", "apply", "-f", str(ROOT / "crds")], env=env, check=True, capture_output=True
     )
-    await config.load_kube_config()
+    await config.load_kube_config(config_file=env["KUBECONFIG"])
     api_client = client.ApiClient()
     api = client.CustomObjectsApi(api_client)
     core = client.CoreV1Api(api_client)
@@ -399,19 +399,14 @@ def main() -> int:
         subprocess.run(
             ["bash", str(ROOT / "hack" / "control-plane.sh"), "up"], env=cp_env, check=True
         )
+        script = f'eval "$(bash {ROOT / "hack" / "control-plane.sh"} env)"; env -0'
         out = subprocess.run(
-            ["bash", str(ROOT / "hack" / "control-plane.sh"), "env"],
-            env=cp_env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        for line in out.splitlines():
-            if line.startswith("export "):
-                k, v = line[len("export ") :].split("=", 1)
-                env[k] = subprocess.run(
-                    ["bash", "-c", f"printf %s {v}"], capture_output=True, text=True, check=True
-                ).stdout
+            ["bash", "-c", script], env=cp_env, check=True, capture_output=True
+        ).stdout.decode()
+        for item in out.split("\0"):
+            key, _, value = item.partition("=")
+            if key in ("KUBECONFIG", "PATH"):
+                env[key] = value
     try:
         rows = asyncio.run(run(args, env))
     finally:

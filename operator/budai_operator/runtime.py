@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -660,11 +660,15 @@ class Runtime:
             st.ready = _ready_of(status)
 
     async def _apply_writes(self, st: ObjectState, ctx: Ctx, plan: Plan) -> None:
+        writes: list[Awaitable[object]] = [self._write_status(st, ctx, plan.status)]
         if plan.annotations:
-            await self.kube.patch_annotations(
-                PLURALS[st.kind], st.namespace, st.name, plan.annotations
+            writes.append(
+                self.kube.patch_annotations(
+                    PLURALS[st.kind], st.namespace, st.name, plan.annotations
+                )
             )
-        await self._write_status(st, ctx, plan.status)
+        # Both land in the same reconcile; they touch different parts of the object.
+        await asyncio.gather(*writes)
         for event in plan.events:
             self.post_event(st.body, event)
 
