@@ -179,12 +179,10 @@ def main() -> int:
         deployment = json.loads(
             kubectl(env, "get", "buddeployments", "-n", NAMESPACE, "-o", "json")
         )
-        remote_name = (
-            deployment["items"][0]["status"].get("name")
-            or deployment["items"][0]["spec"].get("name")
-            or f"{NAMESPACE}-{deployment['items'][0]['metadata']['name']}"
-        )
+        remote_id = deployment["items"][0]["status"]["id"]
         with BudClient(api_key=gw.api_key, base_url=gw.url) as client:
+            # Chat routes by the remote deployment's name, which the operator chose.
+            remote_name = client.deployments.get(remote_id).name
             reply = client.chat.completions.create(
                 model=remote_name, messages=[{"role": "user", "content": "Hello from the demo"}]
             )

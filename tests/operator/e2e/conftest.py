@@ -74,7 +74,9 @@ def bud_crds(kube: Any) -> Iterator[None]:
     yield
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: this operator watches every namespace, so it must be gone before
+# later test modules (the README's demo, for one) run operators of their own on other gateways.
+@pytest.fixture(scope="package")
 def operator(
     kube: Any, gateway: Any, bud_crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
