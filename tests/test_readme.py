@@ -141,7 +141,7 @@ def test_kube_block(block: Block, kube: Any, gateway: Any) -> None:
     # Earlier tests uninstalled other releases of the chart, which keep their CRDs (crds.keep).
     # The README's troubleshooting table gives the fix a user applies; apply it here too.
     for crd in kube.kubectl("get", "crd", "-o", "name").stdout.split():
-        if crd.endswith(".bud.studio"):
+        if crd.endswith((".bud.studio", ".kopf.dev")):
             kube.kubectl(
                 "annotate",
                 crd,
