@@ -45,8 +45,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     op: OperatorSettings = memo["settings"]
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="bud.studio")
+    # kopf's diffbase is only for on.update/on.field diffs, which we do not use (the daemons are
+    # level-based). Storing the spec there copies it into an annotation, and a spec above the
+    # 256 KiB annotation limit would make every kopf patch fail (no status, no finalizer release).
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="bud.studio", key="last-handled-configuration"
+        prefix="bud.studio",
+        key="last-handled-configuration",
+        ignored_fields=["spec", "metadata.annotations"],
     )
     # Our Events carry stable reasons; kopf's own log lines become Events only for warnings.
     settings.posting.level = logging.WARNING
