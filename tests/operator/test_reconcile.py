@@ -249,7 +249,7 @@ def test_invalid_stalls_without_retry_and_unauthorized_rechecks() -> None:
     )
     plan = error_plan(ctx(), Failure(401, "bad key"), attempt=0, doing="observe model")
     assert cond(plan.status, "Stalled")["reason"] == "Unauthorized"
-    assert plan.requeue_after == 300.0
+    assert plan.requeue_after == 60.0  # a changed key file wakes them at once
 
 
 def test_transient_error_backs_off_and_keeps_ready() -> None:

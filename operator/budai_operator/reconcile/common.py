@@ -16,7 +16,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from . import conditions as c
-from .errors import UNAUTHORIZED_RECHECK, ErrorClass, Failure, backoff, classify, reason_for
+from .errors import (
+    NOT_FOUND_RECHECK,
+    UNAUTHORIZED_RECHECK,
+    ErrorClass,
+    Failure,
+    backoff,
+    classify,
+    reason_for,
+)
 from .polling import (
     ANN_EXTERNAL_ID,
     ANN_RECONCILE_REQUESTED_AT,
@@ -234,16 +242,29 @@ def paused_plan(ctx: Ctx) -> Plan:
     )
 
 
-def error_plan(ctx: Ctx, failure: Failure, *, attempt: int, doing: str) -> Plan:
+def error_plan(
+    ctx: Ctx, failure: Failure, *, attempt: int, doing: str, creating: bool = False
+) -> Plan:
     """What a failed gateway call does to status, and when to try again.
 
     `doing` names the step that failed ("create model", "observe deployment") so the message
-    says what happened, not only what the gateway said.
+    says what happened, not only what the gateway said. `creating`: the call was a create, so a
+    404 means something the spec refers to (a pipeline id, a model id) does not exist.
     """
     kind = classify(failure)
     reason = reason_for(failure)
     message = f"{doing} failed: {failure.describe()}"
     status = base_status(ctx)
+    if kind is ErrorClass.NOT_FOUND and creating:
+        # Retrying cannot conjure the referenced object: stall, re-check slowly.
+        reason = "RemoteNotFound"
+        message += "; a remote object the spec refers to does not exist, fix the spec"
+        stalled_status(ctx, status, reason, message)
+        return Plan(
+            status=status,
+            events=[Event("Warning", reason, message)],
+            requeue_after=NOT_FOUND_RECHECK,
+        )
     if kind is ErrorClass.INVALID:
         # No hot retry: the next reconcile comes from a spec change (or a manual request).
         stalled_status(ctx, status, reason, message)

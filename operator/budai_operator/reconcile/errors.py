@@ -11,14 +11,17 @@ from enum import StrEnum
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
-UNAUTHORIZED_RECHECK = 300.0
+UNAUTHORIZED_RECHECK = 60.0
+"""Re-check of an Unauthorized resource (a changed key file wakes them at once)."""
+NOT_FOUND_RECHECK = 300.0
+"""Re-check of a resource whose create names a remote object that does not exist."""
 
 
 class ErrorClass(StrEnum):
     """How the operator reacts to a failure."""
 
     INVALID = "Invalid"
-    """400/422: the spec is wrong; no retry until it changes."""
+    """400/413/422: the spec is wrong (or too large); no retry until it changes."""
     UNAUTHORIZED = "Unauthorized"
     """401/403: a human must fix the key or its scope; re-checked every few minutes."""
     NOT_FOUND = "NotFound"
@@ -63,7 +66,8 @@ class Failure:
 def classify(failure: Failure) -> ErrorClass:
     """Map a failure to the reaction the design prescribes."""
     code = failure.status_code
-    if code in (400, 422):
+    if code in (400, 413, 422):
+        # 413 request_too_large: retrying the same body cannot help; a human must shrink it.
         return ErrorClass.INVALID
     if code in (401, 403):
         return ErrorClass.UNAUTHORIZED
@@ -86,7 +90,7 @@ def reason_for(failure: Failure) -> str:
             return "GatewayUnreachable"
         return "GatewayError"
     if kind is ErrorClass.INVALID:
-        return "InvalidSpec"
+        return "RequestTooLarge" if failure.status_code == 413 else "InvalidSpec"
     return kind.value
 
 
