@@ -111,6 +111,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
     return OperatorSettings(
         gateway_url=args.gateway_url,
         api_key=key,
+        api_key_file=args.api_key_file or os.environ.get("BUD_API_KEY_FILE") or None,
         namespaces=tuple(n.strip() for n in namespaces),
         log_format=args.log_format,
         verbose=args.verbose,

@@ -15,9 +15,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from budai import AsyncBudClient
 from budai.exceptions import BudAPIError, NotFoundError
@@ -176,26 +178,59 @@ class Gateway:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
-        self.client = AsyncBudClient(
-            api_key=settings.api_key.get_secret_value(),
-            base_url=settings.gateway_url,
-            max_retries=settings.max_retries,
-            timeout=settings.request_timeout,
-            http_client=self._http,
+        self._key = settings.api_key
+        self.client = self._make_client()
+        # Through `self.client` at call time: a reloaded key replaces the client.
+        self.models = RemoteCache(
+            "BudModel",
+            lambda i: self.client.models.get(i),
+            lambda: self._all(self.client.models.list),
         )
-        c = self.client
-        self.models = RemoteCache("BudModel", c.models.get, lambda: self._all(c.models.list))
         self.deployments = RemoteCache(
-            "BudDeployment", c.deployments.get, lambda: self._all(c.deployments.list)
+            "BudDeployment",
+            lambda i: self.client.deployments.get(i),
+            lambda: self._all(self.client.deployments.list),
         )
         self.pipelines = RemoteCache(
-            "BudPipeline", c.pipelines.get, lambda: self._all(c.pipelines.list)
+            "BudPipeline",
+            lambda i: self.client.pipelines.get(i),
+            lambda: self._all(self.client.pipelines.list),
         )
         # Executions pile up as history; running ones are polled by id instead of listed.
-        self.executions = RemoteCache("BudExecution", c.executions.get, None)
+        self.executions = RemoteCache("BudExecution", lambda i: self.client.executions.get(i), None)
         self.clusters: dict[str, tuple[Remote | None, Remote | None, float]] = {}
         self._actions: tuple[frozenset[str], float] | None = None
         self._cluster_names: dict[str, tuple[str | None, float]] = {}
+
+    def _make_client(self) -> AsyncBudClient:
+        # Shares `self._http` (and so its rate limit and metrics hooks); it does not own it.
+        return AsyncBudClient(
+            api_key=self._key.get_secret_value(),
+            base_url=self.settings.gateway_url,
+            max_retries=self.settings.max_retries,
+            timeout=self.settings.request_timeout,
+            http_client=self._http,
+        )
+
+    def reload_key(self) -> bool:
+        """Re-read the API key file (a mounted Secret, which kubelet updates in place); True when
+        the key changed and the client now uses the new one. An unreadable or empty file keeps
+        the current key. The key itself is never logged."""
+        path = self.settings.api_key_file
+        if not path:
+            return False
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            log.warning("cannot re-read the API key file %s: %s", path, err.strerror)
+            return False
+        if not text or text == self._key.get_secret_value():
+            return False
+        self._key = SecretStr(text)
+        self.client = self._make_client()
+        self._actions = None
+        log.info("the API key file %s changed: using the new key", path)
+        return True
 
     async def _all(self, list_fn: Callable[..., Any]) -> AsyncIterator[Any]:
         async for item in list_fn(limit=self.PAGE):

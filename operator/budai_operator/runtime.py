@@ -113,16 +113,18 @@ class ObjectState:
 
 
 class _ActionFailed(Exception):
-    def __init__(self, failure: Failure, doing: str) -> None:
+    def __init__(self, failure: Failure, doing: str, creating: bool = False) -> None:
         super().__init__(doing)
         self.failure = failure
         self.doing = doing
+        self.creating = creating
 
 
 class Runtime:
     """Shared by every handler of one operator process."""
 
     INITIAL_STATUS_AFTER = 1.0
+    KEY_CHECK_INTERVAL = 2.0
     PAGE_SPACING = 10.0
 
     def __init__(
@@ -205,6 +207,31 @@ class Runtime:
             )
         self._tasks.append(asyncio.create_task(self._cluster_loop(), name="cluster health"))
         self._tasks.append(asyncio.create_task(self._trim_loop(), name="memory trim"))
+        if self.settings.api_key_file:
+            self._tasks.append(asyncio.create_task(self._key_loop(), name="API key file"))
+
+    async def _key_loop(self) -> None:
+        # A fixed Secret must heal Unauthorized resources within one poll, without a restart.
+        while True:
+            await asyncio.sleep(self.KEY_CHECK_INTERVAL)
+            try:
+                changed = self.gw.reload_key()
+            except Exception:
+                log.exception("re-reading the API key file failed")
+                continue
+            if changed:
+                self.wake_unauthorized()
+
+    def wake_unauthorized(self) -> int:
+        """Wake every resource Stalled with reason Unauthorized (the key changed)."""
+        woken = 0
+        for st in self.objects.values():
+            conditions = (st.body.get("status") or {}).get("conditions")
+            stalled = cnd.get(conditions, cnd.STALLED) or {}
+            if stalled.get("status") == "True" and stalled.get("reason") == "Unauthorized":
+                st.wake.set()
+                woken += 1
+        return woken
 
     async def _trim_loop(self) -> None:
         # Bursts (thousands of objects applied at once) leave freed memory in the C allocator;
@@ -354,17 +381,20 @@ class Runtime:
                 elif ctx.paused:
                     result = "paused"
             except _ActionFailed as err:
-                plan = self._failed(st, ctx, err.failure, err.doing)
+                plan = self._failed(st, ctx, err.failure, err.doing, err.creating)
                 result = "error"
         await self._apply_writes(st, ctx, plan)
         RECONCILES.labels(st.kind, result).inc()
         RECONCILE_SECONDS.labels(st.kind).observe(time.monotonic() - started)
         return plan.requeue_after
 
-    def _failed(self, st: ObjectState, ctx: Ctx, failure: Failure, doing: str) -> Plan:
-        plan = error_plan(ctx, failure, attempt=st.attempts, doing=doing)
-        if classify(failure) not in (ErrorClass.INVALID, ErrorClass.UNAUTHORIZED):
-            st.attempts += 1
+    def _failed(
+        self, st: ObjectState, ctx: Ctx, failure: Failure, doing: str, creating: bool = False
+    ) -> Plan:
+        plan = error_plan(ctx, failure, attempt=st.attempts, doing=doing, creating=creating)
+        stalled = cnd.is_true(plan.status.get("conditions"), cnd.STALLED)
+        if not stalled and classify(failure) not in (ErrorClass.INVALID, ErrorClass.UNAUTHORIZED):
+            st.attempts += 1  # a backoff streak; stalled resources wait for a human instead
         log.warning(
             "%s %s/%s: %s failed: %s",
             st.kind,
@@ -449,7 +479,21 @@ class Runtime:
             espec.pipeline_ref.name if espec.pipeline_ref else None,
             espec.pipeline_id,
         )
-        return reconcile_execution(ctx, espec, obs, pipeline_id=pipeline_id, pipeline_wait=wait)
+        unauthorized = None
+        if pipeline_id is None and espec.pipeline_ref is not None:
+            target = self.find("BudPipeline", st.namespace, espec.pipeline_ref.name)
+            target_status = (target.body.get("status") or {}) if target else {}
+            stalled = cnd.get(target_status.get("conditions"), cnd.STALLED) or {}
+            if stalled.get("status") == "True" and stalled.get("reason") == "Unauthorized":
+                unauthorized = str(stalled.get("message") or "")
+        return reconcile_execution(
+            ctx,
+            espec,
+            obs,
+            pipeline_id=pipeline_id,
+            pipeline_wait=wait,
+            pipeline_unauthorized=unauthorized,
+        )
 
     def _resolve_ref(
         self, st: ObjectState, kind: str, ref: str | None, direct: str | None
@@ -552,12 +596,17 @@ class Runtime:
             else:
                 call = c.pipelines.update(target, idempotency_key=key, **body)
         elif action.op == "create":
+            doing = f"create execution of pipeline {body['pipeline_id']}"
             call = c.executions.create(
                 body["pipeline_id"], body.get("params") or {}, idempotency_key=key
             )
         else:
             call = c.executions.cancel(target, idempotency_key=key)
-        return to_dict(await self._call(doing, call))
+        try:
+            return to_dict(await self._call(doing, call))
+        except _ActionFailed as err:
+            err.creating = action.op == "create"
+            raise
 
     # --- deletion -------------------------------------------------------------------------------
 
@@ -656,8 +705,15 @@ class Runtime:
         patch = status_patch(ctx.status, status)
         if patch and await self.kube.patch_status(PLURALS[st.kind], st.namespace, st.name, patch):
             # Keep the local copy current so the next reconcile does not wait for the watch.
+            old = st.body.get("status") or {}
             st.body["status"] = status
             st.ready = _ready_of(status)
+            # The watch event of this write then finds nothing changed, so wake dependents here
+            # (an execution waiting on its pipeline's id or Ready).
+            if st.kind in ("BudModel", "BudPipeline") and (
+                old.get("id") != status.get("id") or _ready_of(old) != st.ready
+            ):
+                self._wake_dependents(st.kind, st.namespace, st.name)
 
     async def _apply_writes(self, st: ObjectState, ctx: Ctx, plan: Plan) -> None:
         writes: list[Awaitable[object]] = [self._write_status(st, ctx, plan.status)]

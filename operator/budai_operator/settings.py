@@ -24,6 +24,9 @@ class OperatorSettings:
 
     gateway_url: str = DEFAULT_GATEWAY_URL
     api_key: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
+    api_key_file: str | None = None
+    """Where the key was read from (a mounted Secret): re-read while running, so a fixed Secret
+    takes effect without a restart."""
     namespaces: tuple[str, ...] = ()
     """Namespaces (kopf globs allowed) to watch; empty means every namespace."""
     log_format: str = "json"

@@ -26,6 +26,7 @@ from .common import (
     strip_none,
     with_conditions,
 )
+from .errors import UNAUTHORIZED_RECHECK
 from .model import set_fields
 from .polling import ANN_EXTERNAL_ID
 
@@ -85,8 +86,11 @@ def reconcile_execution(
     *,
     pipeline_id: str | None,
     pipeline_wait: str | None = None,
+    pipeline_unauthorized: str | None = None,
 ) -> Plan:
-    """One level-based decision for a BudExecution."""
+    """One level-based decision for a BudExecution.
+
+    `pipeline_unauthorized`: the referenced BudPipeline is Stalled/Unauthorized (its message)."""
     if ctx.paused:
         return paused_plan(ctx)
     known_id = current_id(ctx, spec.external_id)
@@ -105,6 +109,18 @@ def reconcile_execution(
                 ctx, base_status(ctx), "Cancelled", "cancelled before it started"
             )
             return Plan(status=status)
+        if pipeline_id is None and pipeline_unauthorized:
+            # The referenced pipeline cannot reach the gateway with the operator's key, so this
+            # execution cannot either: say so instead of waiting (woken when the pipeline heals).
+            message = f"the pipeline is Unauthorized: {pipeline_unauthorized}"
+            previous = c.get(ctx.status.get("conditions"), c.STALLED) or {}
+            status = stalled_status(ctx, base_status(ctx), "Unauthorized", message)
+            fresh = previous.get("status") != "True" or previous.get("reason") != "Unauthorized"
+            return Plan(
+                status=status,
+                events=[Event("Warning", "Unauthorized", message)] if fresh else [],
+                requeue_after=UNAUTHORIZED_RECHECK,
+            )
         if pipeline_id is None:
             message = pipeline_wait or "waiting for the pipeline"
             status = in_flight_plan(ctx, base_status(ctx), "WaitingForPipeline", message)
