@@ -1,0 +1,77 @@
+-- The Bud operator writes kstatus conditions (Ready, Reconciling, Stalled) plus Synced, each with
+-- observedGeneration; this maps them onto Healthy / Progressing / Degraded / Suspended.
+-- Argo CD runs Lua 5.1 (gopher-lua) without os/io, so only base, string and table are used.
+local hs = {}
+
+local function condition(name)
+  if obj.status == nil or obj.status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == name then
+      return c
+    end
+  end
+  return nil
+end
+
+local function isTrue(c)
+  return c ~= nil and c.status == "True"
+end
+
+local function isFalse(c)
+  return c ~= nil and c.status == "False"
+end
+
+local function text(c, default)
+  if c ~= nil and c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return default
+end
+
+local function result(status, message)
+  hs.status = status
+  hs.message = message
+  return hs
+end
+
+local generation = obj.metadata.generation or 0
+local annotations = obj.metadata.annotations or {}
+local spec = obj.spec or {}
+
+-- Deleting: the finalizer waits for the remote object to go; DeleteFailed says why it cannot.
+if obj.metadata.deletionTimestamp ~= nil then
+  local deleteFailed = condition("DeleteFailed")
+  if isTrue(deleteFailed) then
+    return result("Degraded", text(deleteFailed, "Deleting the remote object keeps failing"))
+  end
+  return result("Progressing", "Deleting the remote object")
+end
+
+-- Not seen by the operator yet (or the operator is down): never report Healthy on old news.
+if obj.status == nil or obj.status.observedGeneration == nil then
+  return result("Progressing", "Waiting for the Bud operator to observe this resource")
+end
+
+-- Paused: the operator stops every remote write and says so with Synced=False, reason Paused.
+local synced = condition("Synced")
+if isFalse(synced) and synced.reason == "Paused" then
+  return result("Suspended", text(synced, "Paused by the bud.studio/paused annotation"))
+end
+if annotations["bud.studio/paused"] == "true" then
+  return result("Suspended", "Paused by the bud.studio/paused annotation")
+end
+
+if obj.status.observedGeneration < generation then
+  return result("Progressing", string.format(
+    "Waiting for the Bud operator to observe generation %d (observed %d)",
+    generation, obj.status.observedGeneration))
+end
+
+-- Stalled (kstatus): a human must act (invalid spec, unauthorized, remote object gone).
+local stalled = condition("Stalled")
+if isTrue(stalled) then
+  return result("Degraded", text(stalled, "The Bud operator cannot make progress"))
+end
+
