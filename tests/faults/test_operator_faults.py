@@ -1,7 +1,8 @@
 """The operator under real faults: gateway errors and lost responses, SIGKILLed operator and
 gateway processes, a restarted kube-apiserver. Real processes, real sockets, real API server.
 
-Load: ``SCALE`` resources of every kind (BUDAI_FAULTS_SCALE, see harness.py)."""
+Load: ``SCALE`` resources of every kind in the mass scenarios (BUDAI_FAULTS_SCALE, default 200),
+``INFLIGHT_SCALE`` in the kill/restart ones (see harness.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from budai_gateway.testing import LocalGateway
 
 from .harness import (
     FINALIZER,
+    INFLIGHT_SCALE,
     SCALE,
     OperatorRunner,
     all_objects,
@@ -186,7 +188,7 @@ def test_gateway_sigkilled_during_downloads_rollouts_and_executions(
     gw.speed = 1
     gw.restart()
     op = operators(ns)
-    n = max(2, N // 2)
+    n = max(2, INFLIGHT_SCALE // 2)
     total = 4 * n
     apply_in_chunks(kube, fleet(n, model_source="hugging_face", wait_seconds=6), ns)
 
@@ -257,7 +259,7 @@ def test_apiserver_restarted_under_the_operator(
     ns = kube_namespace
     gw = fault_gateway
     op = operators(ns)
-    n = max(3, N // 3)
+    n = max(3, INFLIGHT_SCALE // 3)
     apply_in_chunks(kube, fleet(n), ns)
     objs = wait_converged(kube, ns, 4 * n, CONVERGE)
     dep = {o["metadata"]["name"]: o for o in objs if o["kind"] == "BudDeployment"}
