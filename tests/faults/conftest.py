@@ -138,13 +138,17 @@ def operators(
 
     yield start
     for runner, ns in started:
-        snapshot_namespace(kube, ns, request.node.nodeid)
-        if runner.alive():
-            kube.kubectl(
-                "delete", "bm,bd,bp,bx", "--all", "-n", ns, "--wait=true", "--timeout=45s",
-                check=False, timeout=90,
-            )  # fmt: skip
-        runner.stop()
+        try:
+            snapshot_namespace(kube, ns, request.node.nodeid)
+            if runner.alive():
+                kube.kubectl(
+                    "delete", "bm,bd,bp,bx", "--all", "-n", ns, "--wait=true", "--timeout=45s",
+                    check=False, timeout=90,
+                )  # fmt: skip
+        finally:
+            # Always stop it: a leftover operator holds a higher peering priority and would
+            # pause every operator that later tests start.
+            runner.stop()
         # Whatever the operator could not finalize (a test failed on it, and said so) would stay
         # stuck in a terminating namespace and slow every later cleanup: release it by hand.
         left = kube.kubectl(
