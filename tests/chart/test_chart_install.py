@@ -63,8 +63,11 @@ def test_install_creates_what_it_should(kube: Kube, kube_namespace: str) -> None
         for name in CRD_NAMES:
             crd = kube.get_json("crd", name)
             assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
-            established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
-            assert established["Established"] == "True"
+        # A CRD the install (re)created is Established a moment later, not at once: wait as
+        # a user's pipeline would, and fail if the API server never serves it.
+        proc = kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                            *(f"crd/{name}" for name in CRD_NAMES), check=False)
+        assert proc.returncode == 0, proc.stderr
         workload = kube.get_json("statefulset", full, "-n", ns)
         pod_spec = workload["spec"]["template"]["spec"]
         assert pod_spec["serviceAccountName"] == full
