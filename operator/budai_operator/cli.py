@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--burst", type=int, default=int(env.get("BUD_RATE_BURST", "100")))
     run.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get("BUD_WORKERS", "32")),
+        help="reconciles that may run at once (each object at most once)",
+    )
+    run.add_argument(
         "--metrics-port",
         type=int,
         default=int(env.get("BUD_METRICS_PORT", "8080")),
@@ -121,6 +127,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         cluster_interval=args.cluster_interval,
         rate_limit=args.rate_limit,
         burst=args.burst,
+        workers=args.workers,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         peering=None if args.standalone else args.peering,

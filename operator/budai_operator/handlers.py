@@ -1,17 +1,20 @@
-"""Thin kopf adapters: every handler hands the object to `budai_operator.runtime.Runtime`.
+"""Thin kopf adapters: kopf watches, elects one active replica and serves the probes; everything
+else is `budai_operator.runtime.Runtime`.
 
-Per kind: an event handler (records the latest body, wakes the object on relevant changes), a
-daemon (the object's level-based reconcile loop) and a deletion handler (the finalizer
-`bud.studio/finalizer`). `budai_operator.cli` imports this module to register them.
+Per kind one event handler records the latest body and wakes the object's reconcile when
+something relevant changed. Reconciles run on the runtime's own work queue (a fixed pool of
+workers), not as kopf daemons: a daemon per object costs an asyncio task and about 100 KB, which
+at thousands of objects was most of the operator's memory. For the same reason the finalizer
+`bud.studio/finalizer` is managed by the runtime, not by kopf's deletion handlers.
+`budai_operator.cli` imports this module to register the handlers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -19,31 +22,46 @@ from .kubeapi import KubeApi
 from .metrics import register_objects
 from .models import GROUP, VERSION
 from .reconcile.common import Event
-from .reconcile.polling import FINALIZER
 from .remote import Gateway
 from .runtime import PLURALS, Runtime
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
+# kopf decides whether this replica leads (peering) and announces the decision on this logger;
+# its watch streams stop and resume with it, and so must our work queue.
+PEERING_LOGGER = "kopf._core.engines.peering"
 
 
-def _post_event(body: Mapping[str, Any], event: Event) -> None:
-    # kopf queues Events and posts them in the background, with its own retries.
-    kopf.event(
-        cast(kopf.Body, body), type=event.type, reason=event.reason, message=event.message[:1024]
-    )
+class _FollowPeering(logging.Filter):
+    """Pause and resume the runtime exactly when kopf pauses and resumes its watches."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Pausing"):
+            self.runtime.set_active(False)
+        elif message.startswith("Resuming"):
+            self.runtime.set_active(True)
+        return True
 
 
-def _runtime(memo: kopf.Memo) -> Runtime:
-    runtime: Runtime = memo["runtime"]
-    return runtime
+def _follow_peering(runtime: Runtime) -> None:
+    logger = logging.getLogger(PEERING_LOGGER)
+    for old in [f for f in logger.filters if isinstance(f, _FollowPeering)]:
+        logger.removeFilter(old)
+    logger.addFilter(_FollowPeering(runtime))
+    # The decisions are logged at INFO: keep them even when the operator logs only warnings.
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Configure kopf and build the shared runtime."""
     op: OperatorSettings = memo["settings"]
-    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="bud.studio")
     # kopf's diffbase is only for on.update/on.field diffs, which we do not use (the daemons are
     # level-based). Storing the spec there copies it into an annotation, and a spec above the
@@ -58,8 +76,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     kube = await KubeApi.connect()
-    runtime = Runtime(op, Gateway(op), kube, _post_event)
+
+    def post_event(body: Mapping[str, Any], event: Event) -> None:
+        kube.post_event(body, event.type, event.reason, event.message)
+
+    runtime = Runtime(op, Gateway(op), kube, post_event)
     memo["runtime"] = runtime
+    _follow_peering(runtime)
     if not memo.get("objects_registered"):
         register_objects(runtime.object_counts)
         memo["objects_registered"] = True
@@ -95,28 +118,10 @@ def _register(kind: str) -> None:
         # Async on purpose: kopf runs sync handlers in threads, and the registry and its
         # asyncio.Events belong to the event loop.
         runtime = memo.get("runtime")
-        if isinstance(runtime, Runtime):
+        # Events kopf still delivers after deciding to pause would refill what the pause
+        # dropped; the re-list on resuming brings every object back fresh.
+        if isinstance(runtime, Runtime) and runtime.scheduler.active:
             runtime.observe_event(kind, event.get("type"), event.get("object") or {})
-
-    @kopf.daemon(
-        GROUP, VERSION, plural, id=f"{kind}-reconcile", backoff=5.0, cancellation_timeout=10.0
-    )
-    async def reconcile_loop(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        await _runtime(memo).run_object(kind, body)
-
-    @kopf.on.delete(GROUP, VERSION, plural, id=f"{kind}-finalize", retries=None)
-    async def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        # Most remote deletions finish in seconds: wait here a little instead of logging a
-        # "failed temporarily" per poll. kopf holds this object's events meanwhile, so the wait
-        # stays short and a spec change (deletionPolicy: Orphan) is seen on the next attempt.
-        deadline = time.monotonic() + 10.0
-        while True:
-            done, delay = await _runtime(memo).delete(kind, body)
-            if done:
-                return
-            if time.monotonic() + delay > deadline:
-                raise kopf.TemporaryError(f"waiting for the remote {kind} to go", delay=delay)
-            await asyncio.sleep(delay)
 
 
 for _kind in PLURALS:

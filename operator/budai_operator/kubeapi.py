@@ -1,11 +1,14 @@
-"""The few Kubernetes writes the operator makes itself: status and annotation patches (JSON
-merge patches) and deleting a finished `BudExecution`. kopf does the watching."""
+"""The Kubernetes calls the operator makes itself: status, annotation and finalizer patches (JSON
+merge patches), Events, and deleting a finished `BudExecution`. kopf does the watching."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -38,9 +41,14 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
 class KubeApi:
     """A kubernetes_asyncio client for the custom resources of `bud.studio`."""
 
+    EVENT_COMPONENT = "bud-operator"
+
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
         self._objects = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+        self._events: asyncio.Queue[dict[str, Any]] | None = None
+        self._poster: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls) -> KubeApi:
@@ -91,6 +99,118 @@ class KubeApi:
             raise
         return True
 
+    async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as the API server has it now; None when it is gone."""
+        try:
+            obj: dict[str, Any] = await self._objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return obj
+
+    async def update_finalizers(
+        self,
+        plural: str,
+        body: Mapping[str, Any],
+        change: Callable[[list[str]], list[str]],
+    ) -> dict[str, Any] | None:
+        """Apply `change` to the object's finalizers; the new object, or None when it is gone.
+
+        The list is written whole with the object's resourceVersion as a precondition, so a
+        finalizer another controller adds meanwhile is never lost: on a conflict the object is
+        read again and the change re-applied.
+        """
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        current: Mapping[str, Any] | None = body
+        for _ in range(5):
+            if current is None:
+                return None
+            cmeta = current.get("metadata") or {}
+            before = list(cmeta.get("finalizers") or [])
+            wanted = change(before)
+            if wanted == before:
+                return dict(current)
+            patch: dict[str, Any] = {"finalizers": wanted}
+            if cmeta.get("resourceVersion"):
+                patch["resourceVersion"] = cmeta["resourceVersion"]
+            try:
+                obj: dict[str, Any] = await self._objects.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, name, {"metadata": patch}, **_AS_MERGE
+                )
+            except ApiException as err:
+                if err.status == 404:
+                    return None
+                if err.status != 409:
+                    raise
+                current = await self.get(plural, namespace, name)
+                continue
+            return obj
+        raise RuntimeError(f"finalizers of {plural}/{namespace}/{name} kept changing under us")
+
+    # --- Events --------------------------------------------------------------------------------
+
+    def post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Queue a core/v1 Event about `body`; a background task posts it (never blocking a
+        reconcile, and a failed post is logged, not raised)."""
+        meta = body.get("metadata") or {}
+        if not meta.get("uid"):
+            return
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        event = {
+            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": body.get("apiVersion") or f"{GROUP}/{VERSION}",
+                "kind": body.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": self.EVENT_COMPONENT},
+            "reportingComponent": self.EVENT_COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        if self._events is None:
+            self._events = asyncio.Queue()
+            self._poster = asyncio.create_task(self._post_events(self._events), name="events")
+        self._events.put_nowait(event)
+
+    async def _post_events(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            event = await queue.get()
+            namespace = event["metadata"]["namespace"]
+            try:
+                # A plain dict is sent as it is (the client serializes only its model types).
+                await self._core.create_namespaced_event(namespace, cast(Any, event))
+            except ApiException as err:
+                if err.status != 404:  # the namespace is going: nobody will read it
+                    log.warning(
+                        "cannot post Event %s for %s/%s (HTTP %s)",
+                        event["reason"],
+                        namespace,
+                        event["involvedObject"]["name"],
+                        err.status,
+                    )
+            except Exception:
+                log.exception("cannot post Event %s", event["reason"])
+            finally:
+                queue.task_done()
+
+    async def flush_events(self, wait: float = 5.0) -> None:
+        """Wait (at most `wait` seconds) for queued Events to be posted, before shutting down."""
+        if self._events is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._events.join()
+
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         """Delete a custom resource (the finalizer still runs)."""
         try:
@@ -125,5 +245,10 @@ class KubeApi:
             log.warning("cannot create the kopf peering object %s (HTTP %s)", name, err.status)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop posting Events and close the connection pool."""
+        if self._poster is not None:
+            self._poster.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poster
+            self._poster = None
         await self._api.close()

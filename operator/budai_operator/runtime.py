@@ -2,10 +2,12 @@
 remote writes, write status, annotations and Events. Called by the thin kopf adapters in
 `budai_operator.handlers`; it does not import kopf (Events go through a callback).
 
-One `ObjectState` per custom resource holds the latest body seen on the watch, a wake-up event and
-the failure streak. Each object runs one loop (a kopf daemon): reconcile, then sleep until the
-plan's requeue time or until something relevant changes (spec, steering annotations, a referenced
-resource, the remote object seen by a list refresh).
+One `ObjectState` per custom resource holds the latest body seen on the watch and the failure
+streak. A `Scheduler` (a work queue with a fixed pool of workers, not a task per object) runs each
+object's reconcile again at the plan's requeue time, or at once when something relevant changes
+(spec, steering annotations, a referenced resource, the remote object seen by a list refresh).
+The finalizer `bud.studio/finalizer` is ours too: added before the first remote create, removed
+when the remote side is dealt with.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -58,8 +60,10 @@ from .reconcile.polling import (
     ANN_PAUSED,
     ANN_POLL_INTERVAL,
     ANN_RECONCILE_REQUESTED_AT,
+    FINALIZER,
 )
 from .remote import Gateway, Remote, to_dict, to_failure
+from .scheduler import Scheduler
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -96,15 +100,14 @@ class ObjectState:
     namespace: str
     name: str
     body: dict[str, Any]
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
     attempts: int = 0
+    crashes: int = 0
     delete_attempts: int = 0
     delete_failure: Failure | None = None
     handled_generation: int | None = None
     handled_steering: tuple[str, ...] = ()
     remote_id: str | None = None
     ready: str = "Unknown"
-    running: bool = False
 
     @property
     def steering(self) -> tuple[str, ...]:
@@ -141,6 +144,7 @@ class Runtime:
         self.objects: dict[str, ObjectState] = {}
         self._by_name: dict[tuple[str, str, str], str] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.scheduler: Scheduler[str] = Scheduler(self._run, workers=settings.workers)
 
     # --- registry -----------------------------------------------------------------------------
 
@@ -153,26 +157,26 @@ class Runtime:
             return
         if event_type == "DELETED":
             gone = self.objects.pop(uid, None)
+            self.scheduler.forget(uid)
             if gone is not None:
                 self._by_name.pop((gone.kind, gone.namespace, gone.name), None)
             return
+        body = _slim(body)
         st = self.objects.get(uid)
         if st is None:
-            st = ObjectState(
-                kind, uid, str(meta.get("namespace")), str(meta.get("name")), dict(body)
-            )
+            st = ObjectState(kind, uid, str(meta.get("namespace")), str(meta.get("name")), body)
             self.objects[uid] = st
             self._by_name[(kind, st.namespace, st.name)] = uid
         old_status = (st.body.get("status") or {}) if st.body else {}
-        st.body = dict(body)
+        st.body = body
         status = body.get("status") or {}
         st.ready = str(
             (cnd.get(status.get("conditions"), cnd.READY) or {}).get("status", "Unknown")
         )
         if meta.get("generation") != st.handled_generation or st.steering != st.handled_steering:
-            st.wake.set()
+            self.scheduler.wake(uid)
         if meta.get("deletionTimestamp"):
-            st.wake.set()
+            self.scheduler.wake(uid)
         if kind in ("BudModel", "BudPipeline") and (
             old_status.get("id") != status.get("id") or st.ready != _ready_of(old_status)
         ):
@@ -186,7 +190,7 @@ class Runtime:
             if other.kind == dependent and other.namespace == namespace:
                 spec = other.body.get("spec") or {}
                 if (spec.get(ref) or {}).get("name") == name:
-                    other.wake.set()
+                    self.scheduler.wake(other.uid)
 
     def find(self, kind: str, namespace: str, name: str) -> ObjectState | None:
         """A tracked resource by kind and name."""
@@ -199,8 +203,25 @@ class Runtime:
 
     # --- background refresh -------------------------------------------------------------------
 
+    def set_active(self, active: bool) -> None:
+        """Follow the peering decision: another replica leads (False) or we do (True).
+
+        Pausing forgets every object: while paused the watch is stopped, so what we hold goes
+        stale (an object deleted meanwhile would otherwise be reconciled, and its remote side
+        re-created, from its last body). Resuming re-lists, which brings every object back.
+        """
+        if active == self.scheduler.active:
+            return
+        log.info("%s reconciling", "resuming" if active else "pausing")
+        self.scheduler.set_active(active)
+        if not active:
+            self.scheduler.clear()
+            self.objects.clear()
+            self._by_name.clear()
+
     def start_background(self) -> None:
-        """List-based refresh per kind and cluster health refresh."""
+        """The reconcile workers, list-based refresh per kind and cluster health refresh."""
+        self.scheduler.start()
         for kind in ("BudModel", "BudDeployment", "BudPipeline"):
             self._tasks.append(
                 asyncio.create_task(self._refresh_loop(kind), name=f"refresh {kind}")
@@ -229,7 +250,7 @@ class Runtime:
             conditions = (st.body.get("status") or {}).get("conditions")
             stalled = cnd.get(conditions, cnd.STALLED) or {}
             if stalled.get("status") == "True" and stalled.get("reason") == "Unauthorized":
-                st.wake.set()
+                self.scheduler.wake(st.uid)
                 woken += 1
         return woken
 
@@ -244,11 +265,13 @@ class Runtime:
             trim(0)
 
     async def stop_background(self) -> None:
-        """Cancel the refresh loops."""
+        """Stop the workers (in-flight reconciles are cancelled) and the refresh loops."""
+        await self.scheduler.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.kube.flush_events()
 
     async def _refresh_loop(self, kind: str) -> None:
         cache = self.gw.cache_for(kind)
@@ -274,7 +297,7 @@ class Runtime:
             for remote_id in changed:
                 st = managed.get(remote_id)
                 if st is not None:
-                    st.wake.set()
+                    self.scheduler.wake(st.uid)
 
     async def _cluster_loop(self) -> None:
         last: dict[str, str] = {}
@@ -298,36 +321,40 @@ class Runtime:
                 mark += f"/{(health or {}).get('node_count')}"
                 if last.get(cluster_id) not in (None, mark):
                     for st in deps:
-                        st.wake.set()
+                        self.scheduler.wake(st.uid)
                 last[cluster_id] = mark
 
-    # --- the per-object loop --------------------------------------------------------------------
+    # --- one turn of the work queue ---------------------------------------------------------------
 
-    async def run_object(self, kind: str, body: Mapping[str, Any]) -> None:
-        """Reconcile one object until kopf cancels the loop (deletion, shutdown, peering)."""
-        self.observe_event(kind, None, body)
-        st = self.objects[str(body["metadata"]["uid"])]
-        st.running = True
+    async def _run(self, uid: str) -> float | None:
+        """Reconcile or finalize one object; returns when to look again (None: on change only)."""
+        st = self.objects.get(uid)
+        if st is None:
+            return None  # deleted (or forgotten on a pause) since it was queued
         try:
-            failures = 0
-            while True:
-                st.wake.clear()
-                try:
-                    delay = await self.reconcile(st)
-                    failures = 0
-                except Exception:
-                    # A Kubernetes API hiccup or a bug: keep the loop alive, back off, retry.
-                    log.exception("reconcile of %s %s/%s crashed", st.kind, st.namespace, st.name)
-                    RECONCILES.labels(st.kind, "crash").inc()
-                    delay = backoff(failures, None, random.random())
-                    failures += 1
-                if delay is None:
-                    await st.wake.wait()
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(st.wake.wait(), timeout=max(delay, 0.05))
-        finally:
-            st.running = False
+            if (st.body.get("metadata") or {}).get("deletionTimestamp"):
+                delay = await self.finalize(st)
+            else:
+                delay = await self.reconcile(st)
+        except Exception:
+            # A Kubernetes API hiccup or a bug: back off and retry; the worker carries on.
+            log.exception("reconcile of %s %s/%s crashed", st.kind, st.namespace, st.name)
+            RECONCILES.labels(st.kind, "crash").inc()
+            st.crashes += 1
+            return backoff(st.crashes - 1, None, random.random())
+        st.crashes = 0
+        return delay
+
+    async def _ensure_finalizer(self, st: ObjectState) -> bool:
+        """Add our finalizer (before any remote create); False when the object is gone."""
+        if FINALIZER in ((st.body.get("metadata") or {}).get("finalizers") or []):
+            return True
+        updated = await self.kube.update_finalizers(PLURALS[st.kind], st.body, _add_finalizer)
+        if updated is None:
+            return False
+        # The patch answer is newer than anything the watch has shown us.
+        st.body = _slim(updated)
+        return True
 
     def _ctx(self, st: ObjectState) -> Ctx:
         meta = st.body.get("metadata") or {}
@@ -348,7 +375,7 @@ class Runtime:
     async def reconcile(self, st: ObjectState) -> float | None:
         """One reconcile of one object; returns when to look again (None: on change only)."""
         started = time.monotonic()
-        if (st.body.get("metadata") or {}).get("deletionTimestamp"):
+        if not await self._ensure_finalizer(st):
             return None
         ctx = self._ctx(st)
         st.handled_generation = ctx.generation
@@ -610,12 +637,20 @@ class Runtime:
 
     # --- deletion -------------------------------------------------------------------------------
 
-    async def delete(self, kind: str, body: Mapping[str, Any]) -> tuple[bool, float]:
-        """One attempt at finalizing; returns (done, retry delay)."""
-        uid = str(body["metadata"]["uid"])
-        if uid not in self.objects:
-            self.observe_event(kind, None, body)
-        st = self.objects[uid]
+    async def finalize(self, st: ObjectState) -> float | None:
+        """The object is being deleted: deal with the remote side, then release the finalizer.
+        Returns when to try again (None: done, or not ours to hold)."""
+        if FINALIZER not in ((st.body.get("metadata") or {}).get("finalizers") or []):
+            return None
+        done, delay = await self.delete(st)
+        if not done:
+            return delay
+        await self.kube.update_finalizers(PLURALS[st.kind], st.body, _drop_finalizer)
+        return None
+
+    async def delete(self, st: ObjectState) -> tuple[bool, float]:
+        """One attempt at deleting (or orphaning) the remote side; returns (done, retry delay)."""
+        kind = st.kind
         ctx = self._ctx(st)
         try:
             spec: Any = SPECS[kind].model_validate(st.body.get("spec") or {})
@@ -727,6 +762,24 @@ class Runtime:
         await asyncio.gather(*writes)
         for event in plan.events:
             self.post_event(st.body, event)
+
+
+def _add_finalizer(have: list[str]) -> list[str]:
+    return have if FINALIZER in have else [*have, FINALIZER]
+
+
+def _drop_finalizer(have: list[str]) -> list[str]:
+    return [f for f in have if f != FINALIZER]
+
+
+def _slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body without `managedFields`: nothing here reads them, and they are often the
+    largest part of an object (kept for thousands of objects, they would dominate memory)."""
+    out = dict(body)
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

@@ -44,8 +44,8 @@ class OperatorSettings:
     peering: str | None = "bud-operator"
     """kopf peering name (one active instance); None runs standalone."""
     priority: int = 0
-    workers: int = 0
-    """Reserved: 0 means kopf's default."""
+    workers: int = 32
+    """Reconciles that may run at once (a fixed pool of workers; each object at most once)."""
     request_timeout: float = 30.0
     max_retries: int = 2
 
@@ -59,6 +59,8 @@ class OperatorSettings:
             raise SettingsError(f"gateway URL must be http(s)://...: {self.gateway_url!r}")
         if self.rate_limit <= 0 or self.burst < 1:
             raise SettingsError("rate limit must be > 0 and burst >= 1")
+        if self.workers < 1:
+            raise SettingsError(f"workers must be >= 1, not {self.workers}")
 
 
 def read_api_key(key_file: str | None, env: dict[str, str] | None = None) -> SecretStr:

@@ -281,10 +281,10 @@ async def test_a_new_key_wakes_only_unauthorized_resources() -> None:
             runtime.observe_event(kind, "ADDED", body(kind, name, uid, reason))
         for st in runtime.objects.values():
             st.handled_generation = 1
-            st.wake.clear()
+            runtime.scheduler.forget(st.uid)
         assert runtime.wake_unauthorized() == 2
         for _, _, uid, _, woken in table:
-            assert runtime.objects[uid].wake.is_set() is woken
+            assert runtime.scheduler.pending(uid) is woken
     finally:
         await gw.aclose()
 
@@ -325,12 +325,12 @@ async def test_our_own_pipeline_status_write_wakes_its_executions() -> None:
         runtime.observe_event("BudExecution", "ADDED", run)
         pipe, st = runtime.objects["u-pipe"], runtime.objects["u-run"]
         st.handled_generation = 1
-        st.wake.clear()
+        runtime.scheduler.forget(st.uid)
         ready = {"id": "pipe_1", "conditions": [{"type": "Ready", "status": "True"}]}
         await runtime._write_status(pipe, runtime._ctx(pipe), ready)
-        assert st.wake.is_set()
-        st.wake.clear()
+        assert runtime.scheduler.pending(st.uid)
+        runtime.scheduler.forget(st.uid)
         await runtime._write_status(pipe, runtime._ctx(pipe), {**ready, "lastSyncTime": "x"})
-        assert not st.wake.is_set()  # nothing the execution waits on changed
+        assert not runtime.scheduler.pending(st.uid)  # nothing the execution waits on changed
     finally:
         await gw.aclose()
