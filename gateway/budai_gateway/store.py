@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS objects (
     internal TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS objects_kind ON objects(kind, seq);
+-- Lookups by name (the operator's "find before create") stay O(log n) with many objects; the
+-- expression must match the queries' json_extract(data, '$.name') exactly to be used.
+CREATE INDEX IF NOT EXISTS objects_name ON objects(kind, json_extract(data, '$.name'));
 CREATE TABLE IF NOT EXISTS steps (
     execution_id TEXT NOT NULL,
     step_id TEXT NOT NULL,

@@ -87,6 +87,8 @@ NOUNS = {
     "BudExecution": "execution",
 }
 STEERING = (ANN_PAUSED, ANN_POLL_INTERVAL, ANN_RECONCILE_REQUESTED_AT)
+# Kinds that wait on another resource, by the field naming it.
+REFS = {"BudDeployment": ("BudModel", "modelRef"), "BudExecution": ("BudPipeline", "pipelineRef")}
 
 PostEvent = Callable[[Mapping[str, Any], Event], None]
 
@@ -108,6 +110,8 @@ class ObjectState:
     handled_steering: tuple[str, ...] = ()
     remote_id: str | None = None
     ready: str = "Unknown"
+    ref: tuple[str, str, str] | None = None
+    """(kind, namespace, name) of the resource this one waits on, as indexed."""
 
     @property
     def steering(self) -> tuple[str, ...]:
@@ -143,6 +147,9 @@ class Runtime:
         self.post_event = post_event
         self.objects: dict[str, ObjectState] = {}
         self._by_name: dict[tuple[str, str, str], str] = {}
+        # (kind, namespace, name) -> uids of the resources referring to it: a status change of
+        # one model wakes its deployments without a scan of every object.
+        self._dependents: dict[tuple[str, str, str], set[str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.scheduler: Scheduler[str] = Scheduler(self._run, workers=settings.workers)
 
@@ -160,6 +167,7 @@ class Runtime:
             self.scheduler.forget(uid)
             if gone is not None:
                 self._by_name.pop((gone.kind, gone.namespace, gone.name), None)
+                self._index_ref(gone, None)
             return
         body = _slim(body)
         st = self.objects.get(uid)
@@ -169,6 +177,10 @@ class Runtime:
             self._by_name[(kind, st.namespace, st.name)] = uid
         old_status = (st.body.get("status") or {}) if st.body else {}
         st.body = body
+        if kind in REFS:
+            target, field = REFS[kind]
+            ref_name = ((body.get("spec") or {}).get(field) or {}).get("name")
+            self._index_ref(st, (target, st.namespace, str(ref_name)) if ref_name else None)
         status = body.get("status") or {}
         st.ready = str(
             (cnd.get(status.get("conditions"), cnd.READY) or {}).get("status", "Unknown")
@@ -182,15 +194,22 @@ class Runtime:
         ):
             self._wake_dependents(kind, st.namespace, st.name)
 
+    def _index_ref(self, st: ObjectState, ref: tuple[str, str, str] | None) -> None:
+        if ref == st.ref:
+            return
+        if st.ref is not None:
+            uids = self._dependents.get(st.ref)
+            if uids is not None:
+                uids.discard(st.uid)
+                if not uids:
+                    del self._dependents[st.ref]
+        if ref is not None:
+            self._dependents.setdefault(ref, set()).add(st.uid)
+        st.ref = ref
+
     def _wake_dependents(self, kind: str, namespace: str, name: str) -> None:
-        dependent, ref = (
-            ("BudDeployment", "modelRef") if kind == "BudModel" else ("BudExecution", "pipelineRef")
-        )
-        for other in self.objects.values():
-            if other.kind == dependent and other.namespace == namespace:
-                spec = other.body.get("spec") or {}
-                if (spec.get(ref) or {}).get("name") == name:
-                    self.scheduler.wake(other.uid)
+        for uid in self._dependents.get((kind, namespace, name), ()):
+            self.scheduler.wake(uid)
 
     def find(self, kind: str, namespace: str, name: str) -> ObjectState | None:
         """A tracked resource by kind and name."""
@@ -218,6 +237,7 @@ class Runtime:
             self.scheduler.clear()
             self.objects.clear()
             self._by_name.clear()
+            self._dependents.clear()
 
     def start_background(self) -> None:
         """The reconcile workers, list-based refresh per kind and cluster health refresh."""

@@ -74,13 +74,11 @@ def bud_crds(kube: Any) -> Iterator[None]:
     yield
 
 
-# Package scope, not session: this operator watches every namespace, so it must be gone before
-# later test modules (the README's demo, for one) run operators of their own on other gateways.
-@pytest.fixture(scope="package")
-def operator(
-    kube: Any, gateway: Any, bud_crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    tmp = tmp_path_factory.mktemp("operator")
+def start_operator(
+    kube: Any, gateway: Any, tmp: Path, *extra: str, peering: str = "bud-operator"
+) -> OperatorProcess:
+    """`budai-operator run` on `gateway`, watching every namespace, with short intervals."""
+    tmp.mkdir(parents=True, exist_ok=True)
     key_file = tmp / "api-key"
     key_file.write_text(gateway.api_key, encoding="utf-8")
     log_path = tmp / "operator.log"
@@ -114,6 +112,9 @@ def operator(
         "1",
         "--rate-limit",
         "50",
+        "--peering",
+        peering,
+        *extra,
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
@@ -129,7 +130,42 @@ def operator(
             pytest.fail(f"operator exited with {proc.returncode}:\n{op.logs()[-4000:]}")
         return httpx.get(op.health_url, timeout=2).status_code == 200
 
-    wait_for("the operator's health endpoint", healthy, timeout=60)
+    try:
+        wait_for("the operator's health endpoint", healthy, timeout=60)
+    except BaseException:
+        stop_operator(op)
+        raise
+    return op
+
+
+def stop_operator(op: OperatorProcess) -> None:
+    """SIGTERM (kopf leaves the peering gracefully), SIGKILL after 20 s."""
+    op.process.terminate()
+    try:
+        op.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        op.process.kill()
+        op.process.wait()
+
+
+def reconciles(op: OperatorProcess, kind: str | None = None) -> float:
+    """The operator's reconcile counter (all results), from its metrics endpoint."""
+    total = 0.0
+    for line in httpx.get(op.metrics_url, timeout=5).text.splitlines():
+        if line.startswith("bud_operator_reconciles_total{") and (
+            kind is None or f'kind="{kind}"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# Package scope, not session: this operator watches every namespace, so it must be gone before
+# later test modules (the README's demo, for one) run operators of their own on other gateways.
+@pytest.fixture(scope="package")
+def operator(
+    kube: Any, gateway: Any, bud_crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    op = start_operator(kube, gateway, tmp_path_factory.mktemp("operator"))
     yield op
     # Let the operator finalize what the tests left, so namespaces and CRDs can go.
     kube.kubectl(
@@ -142,12 +178,7 @@ def operator(
         check=False,
         timeout=90,
     )
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_operator(op)
 
 
 @pytest.fixture
@@ -181,4 +212,14 @@ def dump(value: Any) -> str:
     return json.dumps(value, indent=1, default=str)[:4000]
 
 
-__all__ = ["OperatorProcess", "condition", "dump", "events_for", "get_obj", "wait_for"]
+__all__ = [
+    "OperatorProcess",
+    "condition",
+    "dump",
+    "events_for",
+    "get_obj",
+    "reconciles",
+    "start_operator",
+    "stop_operator",
+    "wait_for",
+]
