@@ -63,9 +63,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     """Configure kopf and build the shared runtime."""
     op: OperatorSettings = memo["settings"]
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="bud.studio")
-    # kopf's diffbase is only for on.update/on.field diffs, which we do not use (the daemons are
-    # level-based). Storing the spec there copies it into an annotation, and a spec above the
-    # 256 KiB annotation limit would make every kopf patch fail (no status, no finalizer release).
+    # kopf's diffbase is only for on.update/on.field diffs, which we do not use (reconciles are
+    # level-based). Should kopf ever store it, the spec must not be copied into an annotation:
+    # a spec above the 256 KiB annotation limit would make that patch fail.
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="bud.studio",
         key="last-handled-configuration",
@@ -82,6 +82,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     runtime = Runtime(op, Gateway(op), kube, post_event)
     memo["runtime"] = runtime
+    if op.peering:
+        # With peering kopf starts paused and says "Resuming" once no peer outranks it; a
+        # standby that finds a leader at once stays paused without a word.
+        runtime.set_active(False)
     _follow_peering(runtime)
     if not memo.get("objects_registered"):
         register_objects(runtime.object_counts)

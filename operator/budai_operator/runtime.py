@@ -44,7 +44,6 @@ from .reconcile.common import (
     Observation,
     Plan,
     current_id,
-    default_remote_name,
     delete_plan,
     error_plan,
     initial_status,
@@ -418,7 +417,7 @@ class Runtime:
                         await self._write_status(st, ctx, first)
                         ctx = replace(ctx, status=first)
                 except BaseException:
-                    task.cancel()  # the daemon is being stopped: do not leave the work running
+                    task.cancel()  # the worker is being stopped: do not leave the work running
                     raise
             try:
                 plan = await task
@@ -479,11 +478,11 @@ class Runtime:
                 f"read {noun} {known}", self.gw.cache_for(kind).observe(known, self._max_age(ctx))
             )
             return Observation(remote, via="id", gone=remote is None)
-        if kind == "BudExecution":
-            return Observation()
-        name = default_remote_name(ctx, getattr(spec, "name", None))
-        found = await self._call(f"look up {noun} {name}", self.gw.find_by_name(kind, name))
-        return Observation(found, via="name") if found else Observation()
+        # Nothing known yet: the decision creates. Names are unique on the gateway (a create of a
+        # taken name answers 409 already_exists), so no lookup is needed first: `_act` looks the
+        # name up on that answer and the decision adopts the object only if it is this
+        # resource's. A lookup before every create would cost a call per object and still race.
+        return Observation()
 
     async def _decide(self, st: ObjectState, ctx: Ctx, spec: Any, obs: Observation) -> Plan:
         kind = st.kind

@@ -260,13 +260,15 @@ def test_one_rule_less_breaks_it(
 
 
 def _peering_state(op: Operator) -> str:
+    # kopf starts paused under peering and logs only changes: "Resuming" once no peer outranks
+    # it, "Pausing" when one appears later. A standby that meets its leader at once says nothing.
     lines = [line for line in op.log().splitlines()
              if "Pausing operations" in line or "Resuming operations" in line]
-    return "paused" if lines and "Pausing operations" in lines[-1] else "active"
+    return "active" if lines and "Resuming operations" in lines[-1] else "paused"
 
 
-def _wait_paused(op: Operator, timeout: float) -> None:
-    """Wait until `op` is paused and stays so for 3 s.
+def _wait_paused(op: Operator, leader: Operator, timeout: float) -> None:
+    """Wait until `leader` leads and `op` is paused and stays so for 3 s.
 
     Right after start a standby can resume for one keep-alive period when its watch reads a
     peering object older than its peer's first keep-alive (kopf re-evaluates on the next
@@ -276,7 +278,7 @@ def _wait_paused(op: Operator, timeout: float) -> None:
     stable_since: float | None = None
     while True:
         now = time.monotonic()
-        if _peering_state(op) == "paused":
+        if _peering_state(leader) == "active" and _peering_state(op) == "paused":
             stable_since = stable_since or now
             if now - stable_since >= 3:
                 return
@@ -295,7 +297,7 @@ def test_two_replicas_one_active_then_failover(
     standby = Operator(kube, install, gateway, tmp_path, index=0)
     active = Operator(kube, install, gateway, tmp_path, index=1)
     try:
-        _wait_paused(standby, 90)
+        _wait_paused(standby, active, 90)
         kube.apply(_model(ns, "ha-one"))
         _wait_ready(kube, ns, "ha-one", active, READY_TIMEOUT)
         assert _peering_state(active) == "active"

@@ -24,6 +24,17 @@ from .test_operator_e2e import model_yaml
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(240)]
 
 
+def _state(op: OperatorProcess) -> str:
+    """The runtime's last word on leading: "pausing" or "resuming" (it starts paused)."""
+    words = [
+        word
+        for line in op.logs().splitlines()
+        for word in ("pausing", "resuming")
+        if f"{word} reconciling" in line
+    ]
+    return words[-1] if words else ""
+
+
 def _ready(kube: Any, name: str, ns: str) -> bool:
     return condition(get_obj(kube, "budmodel", name, ns), "Ready").get("status") == "True"
 
@@ -35,8 +46,8 @@ def test_only_the_leader_reconciles(
     leader = start_operator(kube, gateway, tmp_path / "leader", "--priority", "50")
     try:
         wait_for(
-            "the first operator to pause for the leader",
-            lambda: "pausing reconciling" in operator.logs(),
+            "the leader to lead and the first operator to pause",
+            lambda: _state(leader) == "resuming" and _state(operator) == "pausing",
         )
         follower_before = reconciles(operator)
         kube.apply(model_yaml("led-by-leader"), namespace=ns)
@@ -48,7 +59,7 @@ def test_only_the_leader_reconciles(
         stop_operator(leader)
     wait_for(
         "the first operator to resume once the leader left",
-        lambda: "resuming reconciling" in operator.logs(),
+        lambda: _state(operator) == "resuming",
     )
     resumed_at = reconciles(operator, "BudModel")
     kube.apply(model_yaml("after-leader"), namespace=ns)
