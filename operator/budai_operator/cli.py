@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=int,
-        default=int(env.get("BUD_WORKERS", "32")),
+        default=int(env.get("BUD_WORKERS", "64")),
         help="reconciles that may run at once (each object at most once)",
     )
     run.add_argument(

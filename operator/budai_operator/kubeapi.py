@@ -204,20 +204,27 @@ class KubeApi:
         while True:
             event = await queue.get()
             namespace = event["metadata"]["namespace"]
+            status = 0
             try:
-                # A plain dict is sent as it is (the client serializes only its model types).
-                await self._core.create_namespaced_event(namespace, cast(Any, event))
-            except ApiException as err:
-                if err.status != 404:  # the namespace is going: nobody will read it
+                # Raw response: nothing reads the created Event back, and turning it into the
+                # client's model classes was most of the cost of posting one.
+                resp: Any = await self._core.create_namespaced_event(
+                    namespace, cast(Any, event), _preload_content=False
+                )
+                status = resp.status
+                resp.release()
+            except Exception:
+                log.exception("cannot post Event %s", event["reason"])
+            else:
+                # 404: the namespace is going, nobody will read it.
+                if status >= 300 and status != 404:
                     log.warning(
                         "cannot post Event %s for %s/%s (HTTP %s)",
                         event["reason"],
                         namespace,
                         event["involvedObject"]["name"],
-                        err.status,
+                        status,
                     )
-            except Exception:
-                log.exception("cannot post Event %s", event["reason"])
             finally:
                 queue.task_done()
 

@@ -44,7 +44,7 @@ class OperatorSettings:
     peering: str | None = "bud-operator"
     """kopf peering name (one active instance); None runs standalone."""
     priority: int = 0
-    workers: int = 32
+    workers: int = 64
     """Reconciles that may run at once (a fixed pool of workers; each object at most once)."""
     request_timeout: float = 30.0
     max_retries: int = 2
