@@ -44,6 +44,7 @@ from .reconcile.common import (
     Observation,
     Plan,
     current_id,
+    default_remote_name,
     delete_plan,
     error_plan,
     initial_status,
@@ -53,7 +54,7 @@ from .reconcile.common import (
 from .reconcile.deployment import reconcile_deployment
 from .reconcile.errors import ErrorClass, Failure, backoff, classify
 from .reconcile.execution import TERMINAL, delete_execution_plan, reconcile_execution
-from .reconcile.model import reconcile_model
+from .reconcile.model import IDENTITY_KEY, reconcile_model
 from .reconcile.pipeline import reconcile_pipeline
 from .reconcile.polling import (
     ANN_PAUSED,
@@ -678,6 +679,8 @@ class Runtime:
         remote_id = current_id(ctx, getattr(spec, "external_id", None))
         cache = self.gw.cache_for(kind)
         try:
+            if remote_id is None and kind == "BudModel" and spec.deletion_policy.value == "Delete":
+                remote_id = await self._created_but_unrecorded(ctx, spec)
             obs = Observation()
             if remote_id:
                 remote = await self._call(
@@ -729,6 +732,16 @@ class Runtime:
         if patch:
             await self.kube.patch_status(PLURALS[kind], st.namespace, st.name, patch)
         return False, plan.requeue_after or 2.0
+
+    async def _created_but_unrecorded(self, ctx: Ctx, spec: BudModelSpec) -> str | None:
+        """A model this resource created whose id never reached status or the annotation (the
+        operator stopped between the create and those writes): found by name and claimed only
+        if it carries this resource's UID, so deleting the resource does not leak it."""
+        name = default_remote_name(ctx, spec.name)
+        found = await self._call(f"look up model {name}", self.gw.find_by_name("BudModel", name))
+        if found and (found.get("metadata") or {}).get(IDENTITY_KEY) == ctx.uid:
+            return str(found.get("id"))
+        return None
 
     async def _send_delete(self, st: ObjectState, action: Action) -> None:
         c = self.gw.client
