@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The slowest tests are listed at the end of every run (CI logs show where the time goes).
+PYTEST_ARGS ?= --durations=15
 STAMP := $(VENV)/.installed
 
 .PHONY: setup test lint typecheck unit controlplane demo bench crds clean

@@ -1,8 +1,8 @@
 """The operator under real faults: gateway errors and lost responses, SIGKILLed operator and
 gateway processes, a restarted kube-apiserver. Real processes, real sockets, real API server.
 
-Load: ``SCALE`` resources of every kind in the mass scenarios (BUDAI_FAULTS_SCALE, default 15;
-200 is the issue's full load), ``INFLIGHT_SCALE`` in the kill/restart ones (see harness.py)."""
+Load: ``SCALE`` resources of every kind in the mass scenarios (BUDAI_FAULTS_SCALE, default 200,
+the issue's full load), ``INFLIGHT_SCALE`` in the kill/restart ones (see harness.py)."""
 
 from __future__ import annotations
 
