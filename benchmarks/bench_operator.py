@@ -197,6 +197,20 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
     subprocess.run(
         ["kubectl", "apply", "-f", str(ROOT / "crds")], env=env, check=True, capture_output=True
     )
+    served = subprocess.run(
+        ["kubectl", "api-resources", "--api-group=admissionregistration.k8s.io", "-o", "name"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    if "mutatingadmissionpolicies" in served:  # Kubernetes 1.36+: the finalizer at creation
+        subprocess.run(
+            ["kubectl", "apply", "-f", str(ROOT / "policies")],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     await config.load_kube_config(config_file=env["KUBECONFIG"])
     api_client = client.ApiClient()
     api = client.CustomObjectsApi(api_client)

@@ -148,6 +148,11 @@ def main() -> int:
         say(f"gateway at {gw.url} (local admin key in {gw.db_path.rsplit('/', 1)[0]})")
         kubectl(env, "apply", "-f", str(ROOT / "crds"))
         kubectl(env, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        # Kubernetes 1.36+ adds the operator's finalizer at creation (policies/); older
+        # clusters do without it (the operator adds the finalizer itself).
+        group = "--api-group=admissionregistration.k8s.io"
+        if "mutatingadmissionpolicies" in kubectl(env, "api-resources", group, "-o", "name"):
+            kubectl(env, "apply", "-f", str(ROOT / "policies"))
         kubectl(
             env,
             "apply",

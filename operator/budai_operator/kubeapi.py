@@ -212,12 +212,16 @@ class KubeApi:
                     namespace, cast(Any, event), _preload_content=False
                 )
                 status = resp.status
+                # 403 also comes from a namespace being deleted ("... because it is being
+                # terminated"): like 404, nobody will read that Event.
+                going = status == 404 or (
+                    status == 403 and "being terminated" in await resp.text()
+                )
                 resp.release()
             except Exception:
                 log.exception("cannot post Event %s", event["reason"])
             else:
-                # 404: the namespace is going, nobody will read it.
-                if status >= 300 and status != 404:
+                if status >= 300 and not going:
                     log.warning(
                         "cannot post Event %s for %s/%s (HTTP %s)",
                         event["reason"],

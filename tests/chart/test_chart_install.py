@@ -76,6 +76,11 @@ def test_install_creates_what_it_should(kube: Kube, kube_namespace: str) -> None
         kube.get_json("secret", f"{full}-api-key", "-n", ns)
         kube.get_json("clusterrole", full)
         kube.get_json("clusterrolebinding", full)
+        # Kubernetes 1.37 serves MutatingAdmissionPolicy: the chart installs the finalizer policy.
+        policy = kube.get_json("mutatingadmissionpolicy", f"{full}-finalizer")
+        assert "bud.studio/finalizer" in json.dumps(policy["spec"]["mutations"])
+        binding = kube.get_json("mutatingadmissionpolicybinding", f"{full}-finalizer")
+        assert binding["spec"]["policyName"] == f"{full}-finalizer"
 
         # The API server's PodSecurity admission ("restricted" is enforced in this namespace)
         # accepts a pod built from the StatefulSet's template.

@@ -65,6 +65,13 @@ class OperatorProcess:
 @pytest.fixture(scope="session")
 def bud_crds(kube: Any) -> Iterator[None]:
     kube.kubectl("apply", "-f", str(ROOT / "crds"))
+    # The API server adds the operator's finalizer at creation (Kubernetes 1.36+). The fault
+    # tests run without it, so the operator's own finalizer write is tested there.
+    served = kube.kubectl(
+        "api-resources", "--api-group=admissionregistration.k8s.io", "-o", "name"
+    ).stdout
+    if "mutatingadmissionpolicies" in served:
+        kube.kubectl("apply", "-f", str(ROOT / "policies"))
     kube.kubectl(
         "wait",
         "--for=condition=Established",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 from pathlib import Path
@@ -572,3 +573,16 @@ def test_zz_api_key_never_leaks(kube: Any, operator: OperatorProcess, gateway: A
     events = kube.kubectl("get", "events", "-A", "-o", "yaml").stdout
     assert key not in events
     assert "reason: Created" in events or "Created" in events
+
+
+def test_the_api_server_adds_the_finalizer_at_creation(
+    kube: Any, bud_crds: None, kube_namespace: str
+) -> None:
+    # policies/bud-finalizer.yaml: the finalizer is there before any controller has seen the
+    # object (a server-side dry run goes through admission, so nothing is created here).
+    proc = kube.kubectl(
+        "create", "--dry-run=server", "-o", "json", "-n", kube_namespace, "-f", "-",
+        input=model_yaml("policy-check"),
+    )  # fmt: skip
+    finalizers = json.loads(proc.stdout)["metadata"].get("finalizers") or []
+    assert finalizers == ["bud.studio/finalizer"], finalizers
