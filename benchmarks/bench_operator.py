@@ -197,6 +197,12 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
     subprocess.run(
         ["kubectl", "apply", "-f", str(ROOT / "crds")], env=env, check=True, capture_output=True
     )
+    subprocess.run(
+        ["kubectl", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     served = subprocess.run(
         ["kubectl", "api-resources", "--api-group=admissionregistration.k8s.io", "-o", "name"],
         env=env,
