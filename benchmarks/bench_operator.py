@@ -221,6 +221,17 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
     api_client = client.ApiClient()
     api = client.CustomObjectsApi(api_client)
     core = client.CoreV1Api(api_client)
+    # Established is not yet served: the API server may answer 503 "Kind=BudModel not found"
+    # for a moment longer, above all on a loaded machine.
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            await api.list_cluster_custom_object(GROUP, VERSION, "budmodels", limit=1)
+            break
+        except client.exceptions.ApiException:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
     stamp = str(int(time.time()))
     ns_base, ns_op = f"bench-base-{stamp}", f"bench-op-{stamp}"
     for ns in (ns_base, ns_op):
