@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -34,7 +35,17 @@ class Recorder:
 
 
 async def settle(seconds: float = 0.05) -> None:
+    """Give the workers a moment (for checks that something did *not* happen)."""
     await asyncio.sleep(seconds)
+
+
+async def until(what: str, cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for `cond` (a loaded CI machine may delay the workers well past a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
 
 
 async def test_wakeups_coalesce_and_each_key_runs_once() -> None:
@@ -45,6 +56,7 @@ async def test_wakeups_coalesce_and_each_key_runs_once() -> None:
         sched.wake("b")
     sched.start()
     try:
+        await until("both keys", lambda: len(rec.calls) >= 2)
         await settle()
         assert sorted(rec.calls) == ["a", "b"]
     finally:
@@ -58,15 +70,15 @@ async def test_a_wakeup_during_a_reconcile_runs_right_after_never_alongside() ->
     sched.start()
     try:
         sched.wake("a")
-        await settle()
-        assert rec.calls == ["a"]
+        await until("the first reconcile", lambda: rec.calls == ["a"])
         for _ in range(5):
             sched.wake("a")  # the object changed while it was being reconciled
         await settle()
         assert rec.calls == ["a"], "a second reconcile started alongside the first"
         rec.release.set()
+        await until("the change seen mid-reconcile", lambda: rec.calls == ["a", "a"])
         await settle()
-        assert rec.calls == ["a", "a"], "the change seen mid-reconcile was lost"
+        assert rec.calls == ["a", "a"]
         assert rec.overlap == 1
     finally:
         await sched.stop()
@@ -78,15 +90,17 @@ async def test_requeue_after_delay_and_an_earlier_wakeup_wins() -> None:
     sched.start()
     try:
         sched.wake("a")
-        await settle(0.1)
-        assert rec.calls == ["a"] and sched.pending("a", within=0.3)
-        await settle(0.35)
-        assert rec.calls == ["a", "a"], "the requeue time was not honoured"
+        await until(
+            "the requeue to be scheduled",
+            lambda: len(rec.calls) == 1 and sched.pending("a", within=0.35),
+        )
         rec.delay = None  # from now on: only on change
+        await until("the requeue after 0.3 s", lambda: len(rec.calls) == 2)
+        assert not sched.pending("a", within=10)
         sched.wake("a", delay=0.1)
         sched.wake("a", delay=5.0)  # later than a pending request: ignored
-        await settle(0.5)
-        assert rec.calls.count("a") == 3
+        assert sched.pending("a", within=0.2)
+        await until("the earlier wake-up", lambda: len(rec.calls) == 3, timeout=3.0)
         assert not sched.pending("a", within=10)
     finally:
         await sched.stop()
@@ -115,11 +129,11 @@ async def test_paused_takes_no_work_and_resuming_runs_what_came_due() -> None:
         sched.set_active(False)
         sched.wake("a")
         sched.wake("b", delay=0.05)
-        await settle(0.2)
-        assert rec.calls == [] and sched.depth == 2
+        await until("b to come due", lambda: sched.depth == 2)
+        await settle(0.1)
+        assert rec.calls == []
         sched.set_active(True)
-        await settle()
-        assert sorted(rec.calls) == ["a", "b"]
+        await until("what came due while paused", lambda: sorted(rec.calls) == ["a", "b"])
         sched.set_active(False)
         sched.wake("c")
         sched.clear()  # what a pause with forgetting does
@@ -143,10 +157,10 @@ async def test_a_crashing_reconcile_is_retried_and_the_worker_survives() -> None
     sched.start()
     try:
         sched.wake("bad")
-        await settle()
+        await until("the crashing reconcile", lambda: calls == ["bad"])
         sched.wake("good")
-        await settle()
-        assert calls == ["bad", "good"]  # the one worker is alive after the crash
+        # The one worker is alive after the crash.
+        await until("the worker to go on", lambda: calls == ["bad", "good"])
         assert sched.pending("bad", within=5.0)  # and the crashed key comes back
     finally:
         await sched.stop()
@@ -166,8 +180,7 @@ async def test_concurrency_is_bounded_by_workers() -> None:
         sched.wake(f"k{n}")
     sched.start()
     try:
-        await settle(0.5)
-        assert len(rec.calls) == 12
+        await until("every key", lambda: len(rec.calls) == 12)
         assert peak == 3
     finally:
         await sched.stop()

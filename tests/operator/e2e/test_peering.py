@@ -35,6 +35,14 @@ def _state(op: OperatorProcess) -> str:
     return words[-1] if words else ""
 
 
+def _steady(op: OperatorProcess) -> tuple[float] | None:
+    """The reconcile counter once it stayed put for 2 s (None while it still moves)."""
+    before = reconciles(op)
+    time.sleep(2)
+    after = reconciles(op)
+    return (after,) if after == before else None
+
+
 def _ready(kube: Any, name: str, ns: str) -> bool:
     return condition(get_obj(kube, "budmodel", name, ns), "Ready").get("status") == "True"
 
@@ -49,7 +57,11 @@ def test_only_the_leader_reconciles(
             "the leader to lead and the first operator to pause",
             lambda: _state(leader) == "resuming" and _state(operator) == "pausing",
         )
-        follower_before = reconciles(operator)
+        # Reconciles already running when the pause came finish on their own: count from
+        # when the follower's counter has stopped moving.
+        (follower_before,) = wait_for(
+            "the follower's in-flight reconciles to end", lambda: _steady(operator)
+        )
         kube.apply(model_yaml("led-by-leader"), namespace=ns)
         wait_for("the leader to make the model Ready", lambda: _ready(kube, "led-by-leader", ns))
         assert reconciles(leader, "BudModel") >= 1
