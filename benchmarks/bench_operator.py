@@ -53,6 +53,13 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def kubectl(env: dict[str, str], *args: str, check: bool = True) -> str:
+    """Run kubectl quietly; its standard output."""
+    return subprocess.run(
+        ["kubectl", *args], env=env, check=check, capture_output=True, text=True
+    ).stdout
+
+
 def cpu_s(pid: int | None = None) -> float:
     """User + system CPU seconds of a process (this one by default)."""
     if pid is None:
@@ -194,29 +201,12 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
     from budai_gateway.testing import LocalGateway
 
     os.environ["KUBECONFIG"] = env["KUBECONFIG"]
-    subprocess.run(
-        ["kubectl", "apply", "-f", str(ROOT / "crds")], env=env, check=True, capture_output=True
-    )
-    subprocess.run(
-        ["kubectl", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    served = subprocess.run(
-        ["kubectl", "api-resources", "--api-group=admissionregistration.k8s.io", "-o", "name"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    kubectl(env, "apply", "-f", str(ROOT / "crds"))
+    kubectl(env, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    group = "--api-group=admissionregistration.k8s.io"
+    served = kubectl(env, "api-resources", group, "-o", "name", check=False)
     if "mutatingadmissionpolicies" in served:  # Kubernetes 1.36+: the finalizer at creation
-        subprocess.run(
-            ["kubectl", "apply", "-f", str(ROOT / "policies")],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        kubectl(env, "apply", "-f", str(ROOT / "policies"))
     await config.load_kube_config(config_file=env["KUBECONFIG"])
     api_client = client.ApiClient()
     api = client.CustomObjectsApi(api_client)
@@ -391,12 +381,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
                 latencies = []
                 for name in deps:
                     t0 = time.monotonic()
-                    subprocess.run(
-                        ["kubectl", "scale", "bd", name, "-n", ns_op, "--replicas=2"],
-                        env=env,
-                        check=True,
-                        capture_output=True,
-                    )
+                    kubectl(env, "scale", "bd", name, "-n", ns_op, "--replicas=2")
                     while (await bud.deployments.get(ids[name])).replicas != 2:
                         if time.monotonic() - t0 > 60:
                             raise TimeoutError(f"{name} never scaled")
@@ -449,12 +434,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
             print(f"operator log: {log_path.stat().st_size} bytes", flush=True)
             for ns in (ns_base, ns_op):
                 # Drop finalizers left behind: the operator is gone.
-                subprocess.run(
-                    ["kubectl", "delete", "namespace", ns, "--wait=false"],
-                    env=env,
-                    capture_output=True,
-                    check=False,
-                )
+                kubectl(env, "delete", "namespace", ns, "--wait=false", check=False)
     await api_client.close()
     return rows
 

@@ -182,17 +182,12 @@ class Runtime:
             ref_name = ((body.get("spec") or {}).get(field) or {}).get("name")
             self._index_ref(st, (target, st.namespace, str(ref_name)) if ref_name else None)
         status = body.get("status") or {}
-        st.ready = str(
-            (cnd.get(status.get("conditions"), cnd.READY) or {}).get("status", "Unknown")
-        )
+        st.ready = _ready_of(status)
         if meta.get("generation") != st.handled_generation or st.steering != st.handled_steering:
             self.scheduler.wake(uid)
         if meta.get("deletionTimestamp"):
             self.scheduler.wake(uid)
-        if kind in ("BudModel", "BudPipeline") and (
-            old_status.get("id") != status.get("id") or st.ready != _ready_of(old_status)
-        ):
-            self._wake_dependents(kind, st.namespace, st.name)
+        self._wake_dependents(st, old_status, status)
 
     def _index_ref(self, st: ObjectState, ref: tuple[str, str, str] | None) -> None:
         if ref == st.ref:
@@ -207,8 +202,14 @@ class Runtime:
             self._dependents.setdefault(ref, set()).add(st.uid)
         st.ref = ref
 
-    def _wake_dependents(self, kind: str, namespace: str, name: str) -> None:
-        for uid in self._dependents.get((kind, namespace, name), ()):
+    def _wake_dependents(
+        self, st: ObjectState, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        """A new remote id or Ready of `st` wakes the resources referring to it (the index holds
+        only models and pipelines, the kinds others wait on)."""
+        if old.get("id") == new.get("id") and _ready_of(old) == _ready_of(new):
+            return
+        for uid in self._dependents.get((st.kind, st.namespace, st.name), ()):
             self.scheduler.wake(uid)
 
     def find(self, kind: str, namespace: str, name: str) -> ObjectState | None:
@@ -367,7 +368,7 @@ class Runtime:
 
     async def _ensure_finalizer(self, st: ObjectState) -> bool:
         """Add our finalizer (before any remote create); False when the object is gone."""
-        if FINALIZER in ((st.body.get("metadata") or {}).get("finalizers") or []):
+        if _holds_finalizer(st.body):
             return True
         updated = await self.kube.update_finalizers(PLURALS[st.kind], st.body, _add_finalizer)
         if updated is None:
@@ -660,7 +661,7 @@ class Runtime:
     async def finalize(self, st: ObjectState) -> float | None:
         """The object is being deleted: deal with the remote side, then release the finalizer.
         Returns when to try again (None: done, or not ours to hold)."""
-        if FINALIZER not in ((st.body.get("metadata") or {}).get("finalizers") or []):
+        if not _holds_finalizer(st.body):
             return None
         done, delay = await self.delete(st)
         if not done:
@@ -777,10 +778,7 @@ class Runtime:
             st.ready = _ready_of(status)
             # The watch event of this write then finds nothing changed, so wake dependents here
             # (an execution waiting on its pipeline's id or Ready).
-            if st.kind in ("BudModel", "BudPipeline") and (
-                old.get("id") != status.get("id") or _ready_of(old) != st.ready
-            ):
-                self._wake_dependents(st.kind, st.namespace, st.name)
+            self._wake_dependents(st, old, status)
 
     async def _apply_writes(self, st: ObjectState, ctx: Ctx, plan: Plan) -> None:
         writes: list[Awaitable[object]] = [self._write_status(st, ctx, plan.status)]
@@ -794,6 +792,10 @@ class Runtime:
         await asyncio.gather(*writes)
         for event in plan.events:
             self.post_event(st.body, event)
+
+
+def _holds_finalizer(body: Mapping[str, Any]) -> bool:
+    return FINALIZER in ((body.get("metadata") or {}).get("finalizers") or [])
 
 
 def _add_finalizer(have: list[str]) -> list[str]:
