@@ -286,6 +286,22 @@ CAPTURE: ContextVar[list[CallInfo] | None] = ContextVar("budai_capture", default
 """Set by ``.with_response`` wrappers: each finished request of the call appends its metadata."""
 
 
+def attach_request_id(result: Any, request_id: str | None) -> None:
+    """Set ``_request_id`` on a returned object (as openai-python does), if it has the slot."""
+    if request_id and hasattr(result, "_request_id"):
+        result._request_id = request_id
+
+
+def missing_v1_hint(base_url: str) -> str:
+    """A hint for a base URL without the API's ``/v1`` prefix (``""`` when it has one)."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(base_url).path.rstrip("/")
+    if path.endswith("/v1") or "/v1/" in path:
+        return ""
+    return f" (the base URL {base_url} has no /v1; did you mean {base_url}/v1?)"
+
+
 def record_call(info: CallInfo) -> None:
     sink = CAPTURE.get()
     if sink is not None:
@@ -391,7 +407,13 @@ def error_from_response(
     }
     if cls is exc.RateLimitError:
         return exc.RateLimitError(message, retry_after=_retry_after_seconds(headers, now), **kwargs)
-    return cls(message, **kwargs)
+    err = cls(message, **kwargs)
+    if isinstance(err, exc.ConflictError):
+        # The gateway points at the object holding a taken name with `Location: .../<id>`.
+        location = headers.get("location")
+        if location:
+            err.existing_id = location.rstrip("/").rsplit("/", 1)[-1]
+    return err
 
 
 def _retry_after_seconds(headers: Mapping[str, str], now: float) -> int:

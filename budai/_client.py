@@ -22,6 +22,7 @@ import httpx
 from . import _base_client as base
 from . import exceptions as exc
 from ._streaming import AsyncStream, Stream
+from ._types import DEFAULT_OPTIONS, NotGiven, RequestOptions, to_httpx_timeout
 
 if TYPE_CHECKING:
     from typing import Self
@@ -71,7 +72,7 @@ class _ClientConfig:
     """Configuration shared by both clients; no I/O."""
 
     base_url: str
-    timeout: float
+    timeout: float | httpx.Timeout
     max_retries: int
     verify_ssl: bool
     proxy: str | None
@@ -80,7 +81,7 @@ class _ClientConfig:
         self,
         api_key: str | None,
         base_url: str | None,
-        timeout: float,
+        timeout: float | httpx.Timeout,
         max_retries: int,
         verify_ssl: bool,
         proxy: str | None,
@@ -88,18 +89,15 @@ class _ClientConfig:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        if timeout <= 0:
-            raise ValueError("timeout must be > 0 seconds")
         self._api_key = base.resolve_api_key(api_key)
+        self._base_url_is_default = not (base_url or os.environ.get(base.ENV_BASE_URL))
         self.base_url = base.resolve_base_url(base_url)
-        self.timeout = float(timeout)
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else float(timeout)
+        self._httpx_timeout = to_httpx_timeout(timeout, base.CONNECT_TIMEOUT)
         self.max_retries = int(max_retries)
         self.verify_ssl = verify_ssl
         self.proxy = proxy
         self._default_headers = dict(default_headers or {})
-        self._httpx_timeout = httpx.Timeout(
-            self.timeout, connect=min(base.CONNECT_TIMEOUT, self.timeout)
-        )
         self._owns_http = True
         self._owns_pool_headers = False
         """Whether the httpx client already sends ``static_headers`` (only one the SDK made)."""
@@ -107,7 +105,7 @@ class _ClientConfig:
     def __repr__(self) -> str:
         # Never the API key: reprs end up in logs and tracebacks.
         return (
-            f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout:g}, "
+            f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout!r}, "
             f"max_retries={self.max_retries})"
         )
 
@@ -116,7 +114,7 @@ class _ClientConfig:
 
     def _copy_with(
         self,
-        timeout: float | None,
+        timeout: float | httpx.Timeout | None,
         max_retries: int | None,
         default_headers: Mapping[str, str] | None,
     ) -> Any:
@@ -125,12 +123,8 @@ class _ClientConfig:
         new.__dict__.update(state)
         new._owns_http = False  # the pool belongs to the original client
         if timeout is not None:
-            if timeout <= 0:
-                raise ValueError("timeout must be > 0 seconds")
-            new.timeout = float(timeout)
-            new._httpx_timeout = httpx.Timeout(
-                new.timeout, connect=min(base.CONNECT_TIMEOUT, new.timeout)
-            )
+            new._httpx_timeout = to_httpx_timeout(timeout, base.CONNECT_TIMEOUT)
+            new.timeout = timeout if isinstance(timeout, httpx.Timeout) else float(timeout)
         if max_retries is not None:
             if max_retries < 0:
                 raise ValueError("max_retries must be >= 0")
@@ -146,25 +140,59 @@ class _ClientConfig:
         path: str,
         query: Mapping[str, Any] | None,
         body: Any,
-        extra_headers: Mapping[str, str] | None,
+        options: RequestOptions,
         idempotency_key: str | None,
         retry_count: int,
     ) -> httpx.Request:
         headers = base.build_headers(
             api_key=self._api_key,
             default_headers=self._default_headers,
-            extra_headers=extra_headers,
+            extra_headers=options.extra_headers,
             idempotency_key=idempotency_key,
             retry_count=retry_count,
             include_static=not self._owns_pool_headers,
         )
+        if options.extra_query:
+            query = {**(query or {}), **options.extra_query}
+        if options.extra_body:
+            if body is not None and not isinstance(body, Mapping):
+                raise TypeError("extra_body needs a request with a JSON object body")
+            body = {**(body or {}), **options.extra_body}
+        timeout = self._httpx_timeout
+        if not isinstance(options.timeout, NotGiven):
+            timeout = to_httpx_timeout(options.timeout, base.CONNECT_TIMEOUT)
         return http.build_request(
             method,
             self.base_url + path,
             params=query or None,
             json=body,
             headers=headers,
-            timeout=self._httpx_timeout,
+            timeout=timeout,
+        )
+
+    def _check_open(self, method: str, path: str) -> None:
+        http: httpx.Client | httpx.AsyncClient = self._http  # type: ignore[attr-defined]
+        if http.is_closed:
+            raise exc.ClientClosedError(
+                f"{method} {path}: this client was closed; create a new one "
+                "(or use it inside `with BudClient(...) as client:`)"
+            )
+
+    def _url_hint(self) -> str:
+        """Why a request may have gone to the wrong place, for error messages."""
+        if self._base_url_is_default:
+            return (
+                f" (BUD_BASE_URL is not set, so the cloud default {self.base_url} was used; "
+                f"set {base.ENV_BASE_URL} or pass base_url=... for a local gateway)"
+            )
+        return base.missing_v1_hint(self.base_url)
+
+    def _connection_error(
+        self, method: str, request: httpx.Request, retries: int, e: Exception
+    ) -> exc.APIConnectionError:
+        return exc.APIConnectionError(
+            f"{method} {request.url} failed after {retries + 1} attempt(s): "
+            f"{type(e).__name__}: {e}{self._url_hint()}"
         )
 
     def _decide(
@@ -194,6 +222,7 @@ class _ClientConfig:
 
     @staticmethod
     def _log_done(method: str, path: str, response: httpx.Response, started: float) -> None:
+        """Every answer at debug level, 4xx/5xx included (they are what one debugs)."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "budai: %s %s -> %d in %.1f ms (%s)",
@@ -202,7 +231,7 @@ class _ClientConfig:
             )
 
     def _status_error(self, response: httpx.Response) -> exc.BudAPIError:
-        return base.error_from_response(
+        err = base.error_from_response(
             response.status_code,
             response.headers,
             response.content,
@@ -210,6 +239,12 @@ class _ClientConfig:
             api_key=self._api_key,
             now=time.time(),
         )
+        if response.status_code == 404 and err.code in (None, "route_not_found"):
+            hint = base.missing_v1_hint(self.base_url)
+            if hint:
+                err.message += hint
+                err.args = (err.message,)
+        return err
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
@@ -238,10 +273,20 @@ class _ClientConfig:
             )
 
     @staticmethod
-    def _page_parts(data: Any, parse: Callable[[Any], T]) -> tuple[list[T], bool, str | None]:
+    def _parse(parse: Callable[[Any], T], response: httpx.Response) -> T:
+        result = parse(_ClientConfig._json(response))
+        base.attach_request_id(result, response.headers.get("x-request-id"))
+        return result
+
+    @staticmethod
+    def _page_parts(
+        data: Any, parse: Callable[[Any], T], request_id: str | None
+    ) -> tuple[list[T], bool, str | None]:
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise exc.BudAPIError("the server sent a list response without a 'data' array")
         items = [parse(item) for item in data["data"]]
+        for item in items:
+            base.attach_request_id(item, request_id)
         cursor = data.get("next_cursor")
         return items, bool(data.get("has_more")), cursor if isinstance(cursor, str) else None
 
@@ -266,7 +311,7 @@ class BudClient(_ClientConfig):
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float = base.DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout = base.DEFAULT_TIMEOUT,
         max_retries: int = base.DEFAULT_MAX_RETRIES,
         verify_ssl: bool = True,
         proxy: str | None = None,
@@ -333,7 +378,7 @@ class BudClient(_ClientConfig):
     def with_options(
         self,
         *,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         max_retries: int | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> Self:
@@ -375,19 +420,21 @@ class BudClient(_ClientConfig):
         *,
         query: Mapping[str, Any] | None,
         body: Any,
-        extra_headers: Mapping[str, str] | None,
+        options: RequestOptions,
         idempotency_key: str | None,
         stream: bool,
     ) -> tuple[httpx.Response, int, float]:
+        self._check_open(method, path)
         if idempotency_key is None and method in base.WRITE_METHODS:
             idempotency_key = (
-                base.find_header(extra_headers, "idempotency-key") or base.new_idempotency_key()
+                base.find_header(options.extra_headers, "idempotency-key")
+                or base.new_idempotency_key()
             )
         started = time.monotonic()
         retries = 0
         while True:
             request = self._build(
-                self._http, method, path, query, body, extra_headers, idempotency_key, retries
+                self._http, method, path, query, body, options, idempotency_key, retries
             )
             try:
                 response = self._http.send(request, stream=stream)
@@ -395,20 +442,17 @@ class BudClient(_ClientConfig):
                 decision = self._decide(method, None, retries, idempotency_key)
                 if not decision.retry:
                     raise exc.TimeoutError(
-                        f"{method} {path} timed out after {retries + 1} attempt(s)"
+                        f"{method} {request.url} timed out after {retries + 1} attempt(s)"
                     ) from e
                 self._log_retry(method, path, type(e).__name__, decision, retries)
             except httpx.TransportError as e:
                 decision = self._decide(method, None, retries, idempotency_key)
                 if not decision.retry:
-                    raise exc.APIConnectionError(
-                        f"{method} {path} failed after {retries + 1} attempt(s): "
-                        f"{type(e).__name__}: {e}"
-                    ) from e
+                    raise self._connection_error(method, request, retries, e) from e
                 self._log_retry(method, path, type(e).__name__, decision, retries)
             else:
+                self._log_done(method, path, response, started)
                 if response.is_success:
-                    self._log_done(method, path, response, started)
                     return response, retries, started
                 decision = self._decide(method, response, retries, idempotency_key)
                 try:
@@ -429,7 +473,7 @@ class BudClient(_ClientConfig):
         *,
         query: Mapping[str, Any] | None = None,
         body: Any = None,
-        extra_headers: Mapping[str, str] | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
         idempotency_key: str | None = None,
     ) -> T:
         response, retries, started = self._send(
@@ -437,29 +481,36 @@ class BudClient(_ClientConfig):
             path,
             query=query,
             body=body,
-            extra_headers=extra_headers,
+            options=options,
             idempotency_key=idempotency_key,
             stream=False,
         )
         self._record(response, retries, started)
-        return parse(self._json(response))
+        return self._parse(parse, response)
 
     def _request_page(
         self,
         path: str,
         parse: Callable[[Any], T],
         query: Mapping[str, Any],
-        extra_headers: Mapping[str, str] | None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> SyncPage[T]:
         from .types import SyncPage
 
-        data = self._request("GET", path, lambda d: d, query=query, extra_headers=extra_headers)
-        items, has_more, cursor = self._page_parts(data, parse)
+        response, retries, started = self._send(
+            "GET", path, query=query, body=None, options=options,
+            idempotency_key=None, stream=False,
+        )
+        self._record(response, retries, started)
+        request_id = response.headers.get("x-request-id")
+        items, has_more, cursor = self._page_parts(self._json(response), parse, request_id)
 
         def fetch_next(after: str) -> SyncPage[T]:
-            return self._request_page(path, parse, {**query, "after": after}, extra_headers)
+            return self._request_page(path, parse, {**query, "after": after}, options)
 
-        return SyncPage(items, has_more, cursor, fetch_next)
+        page = SyncPage(items, has_more, cursor, fetch_next)
+        page._request_id = request_id
+        return page
 
     def _request_stream(
         self,
@@ -468,16 +519,18 @@ class BudClient(_ClientConfig):
         parse: Callable[[Any], T],
         *,
         body: Any = None,
-        extra_headers: Mapping[str, str] | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
         idempotency_key: str | None = None,
     ) -> Stream[T]:
-        headers = {"Accept": "text/event-stream", **(extra_headers or {})}
+        headers = {"Accept": "text/event-stream", **(options.extra_headers or {})}
         response, retries, started = self._send(
             method,
             path,
             query=None,
             body=body,
-            extra_headers=headers,
+            options=RequestOptions(
+                headers, options.extra_query, options.extra_body, options.timeout
+            ),
             idempotency_key=idempotency_key,
             stream=True,
         )
@@ -495,7 +548,7 @@ class AsyncBudClient(_ClientConfig):
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float = base.DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout = base.DEFAULT_TIMEOUT,
         max_retries: int = base.DEFAULT_MAX_RETRIES,
         verify_ssl: bool = True,
         proxy: str | None = None,
@@ -558,7 +611,7 @@ class AsyncBudClient(_ClientConfig):
     def with_options(
         self,
         *,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         max_retries: int | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> Self:
@@ -598,19 +651,21 @@ class AsyncBudClient(_ClientConfig):
         *,
         query: Mapping[str, Any] | None,
         body: Any,
-        extra_headers: Mapping[str, str] | None,
+        options: RequestOptions,
         idempotency_key: str | None,
         stream: bool,
     ) -> tuple[httpx.Response, int, float]:
+        self._check_open(method, path)
         if idempotency_key is None and method in base.WRITE_METHODS:
             idempotency_key = (
-                base.find_header(extra_headers, "idempotency-key") or base.new_idempotency_key()
+                base.find_header(options.extra_headers, "idempotency-key")
+                or base.new_idempotency_key()
             )
         started = time.monotonic()
         retries = 0
         while True:
             request = self._build(
-                self._http, method, path, query, body, extra_headers, idempotency_key, retries
+                self._http, method, path, query, body, options, idempotency_key, retries
             )
             try:
                 response = await self._http.send(request, stream=stream)
@@ -618,20 +673,17 @@ class AsyncBudClient(_ClientConfig):
                 decision = self._decide(method, None, retries, idempotency_key)
                 if not decision.retry:
                     raise exc.TimeoutError(
-                        f"{method} {path} timed out after {retries + 1} attempt(s)"
+                        f"{method} {request.url} timed out after {retries + 1} attempt(s)"
                     ) from e
                 self._log_retry(method, path, type(e).__name__, decision, retries)
             except httpx.TransportError as e:
                 decision = self._decide(method, None, retries, idempotency_key)
                 if not decision.retry:
-                    raise exc.APIConnectionError(
-                        f"{method} {path} failed after {retries + 1} attempt(s): "
-                        f"{type(e).__name__}: {e}"
-                    ) from e
+                    raise self._connection_error(method, request, retries, e) from e
                 self._log_retry(method, path, type(e).__name__, decision, retries)
             else:
+                self._log_done(method, path, response, started)
                 if response.is_success:
-                    self._log_done(method, path, response, started)
                     return response, retries, started
                 decision = self._decide(method, response, retries, idempotency_key)
                 try:
@@ -652,7 +704,7 @@ class AsyncBudClient(_ClientConfig):
         *,
         query: Mapping[str, Any] | None = None,
         body: Any = None,
-        extra_headers: Mapping[str, str] | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
         idempotency_key: str | None = None,
     ) -> T:
         response, retries, started = await self._send(
@@ -660,42 +712,47 @@ class AsyncBudClient(_ClientConfig):
             path,
             query=query,
             body=body,
-            extra_headers=extra_headers,
+            options=options,
             idempotency_key=idempotency_key,
             stream=False,
         )
         self._record(response, retries, started)
-        return parse(self._json(response))
+        return self._parse(parse, response)
 
     async def _request_page(
         self,
         path: str,
         parse: Callable[[Any], T],
         query: Mapping[str, Any],
-        extra_headers: Mapping[str, str] | None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> AsyncPage[T]:
         from .types import AsyncPage
 
-        data = await self._request(
-            "GET", path, lambda d: d, query=query, extra_headers=extra_headers
+        response, retries, started = await self._send(
+            "GET", path, query=query, body=None, options=options,
+            idempotency_key=None, stream=False,
         )
-        items, has_more, cursor = self._page_parts(data, parse)
+        self._record(response, retries, started)
+        request_id = response.headers.get("x-request-id")
+        items, has_more, cursor = self._page_parts(self._json(response), parse, request_id)
 
         async def fetch_next(after: str) -> AsyncPage[T]:
-            return await self._request_page(path, parse, {**query, "after": after}, extra_headers)
+            return await self._request_page(path, parse, {**query, "after": after}, options)
 
-        return AsyncPage(items, has_more, cursor, fetch_next)
+        page = AsyncPage(items, has_more, cursor, fetch_next)
+        page._request_id = request_id
+        return page
 
     def _paginator(
         self,
         path: str,
         parse: Callable[[Any], T],
         query: Mapping[str, Any],
-        extra_headers: Mapping[str, str] | None,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> AsyncPaginator[T]:
         from .types import AsyncPaginator
 
-        return AsyncPaginator(lambda: self._request_page(path, parse, query, extra_headers))
+        return AsyncPaginator(lambda: self._request_page(path, parse, query, options))
 
     async def _request_stream(
         self,
@@ -704,16 +761,18 @@ class AsyncBudClient(_ClientConfig):
         parse: Callable[[Any], T],
         *,
         body: Any = None,
-        extra_headers: Mapping[str, str] | None = None,
+        options: RequestOptions = DEFAULT_OPTIONS,
         idempotency_key: str | None = None,
     ) -> AsyncStream[T]:
-        headers = {"Accept": "text/event-stream", **(extra_headers or {})}
+        headers = {"Accept": "text/event-stream", **(options.extra_headers or {})}
         response, retries, started = await self._send(
             method,
             path,
             query=None,
             body=body,
-            extra_headers=headers,
+            options=RequestOptions(
+                headers, options.extra_query, options.extra_body, options.timeout
+            ),
             idempotency_key=idempotency_key,
             stream=True,
         )

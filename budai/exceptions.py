@@ -24,6 +24,7 @@ __all__ = [
     "BudAPIError",
     "BudPermissionError",
     "BudTimeoutError",
+    "ClientClosedError",
     "ConflictError",
     "NotFoundError",
     "PermissionError",
@@ -31,6 +32,7 @@ __all__ = [
     "ServerError",
     "TimeoutError",
     "ValidationError",
+    "WaitError",
 ]
 
 
@@ -109,11 +111,13 @@ class APIConnectionError(BudAPIError):
 class TimeoutError(BudAPIError, builtins.TimeoutError):
     """A request timed out (after retries), a 408 came back, or a wait deadline passed.
 
-    ``execution`` holds the last state seen when ``executions.wait`` gave up.
+    ``execution`` (and ``obj``) hold the last state seen when ``executions.wait`` gave up.
     """
 
     default_type = "timeout_error"
     execution: Any = None
+    obj: Any = None
+    """The last state a waiter saw before its deadline."""
 
 
 class BadRequestError(BudAPIError):
@@ -141,10 +145,12 @@ class NotFoundError(BudAPIError):
 
 
 class ConflictError(BudAPIError):
-    """409: the call conflicts with the current state; ``code`` says how (``already_exists``
-    with the existing id in ``param``, ``model_in_use``, ``idempotency_key_reused``, ...)."""
+    """409: the call conflicts with the current state; ``code`` says how (``already_exists``,
+    ``model_in_use``, ``idempotency_key_reused``, ...) and ``param`` names the field at fault.
+    For ``already_exists``, ``existing_id`` is the id of the object that holds the name."""
 
     default_type = "conflict_error"
+    existing_id: str | None = None
 
 
 class ValidationError(BudAPIError):
@@ -163,6 +169,22 @@ class RateLimitError(BudAPIError):
         self.retry_after = retry_after
 
     retry_after: int
+
+
+class ClientClosedError(BudAPIError):
+    """A call on a client after ``close()`` (or after its ``with`` block ended)."""
+
+    default_type = "client_closed"
+
+
+class WaitError(BudAPIError):
+    """A waiter (``models.wait_until_available``, ``deployments.wait_until_active``,
+    ``executions.wait(..., raise_on_failure=True)``) saw the object end in ``error``/``failed``
+    or stay ``pending`` for a reason the gateway gave; the message carries that reason and
+    ``obj`` the last state."""
+
+    default_type = "wait_error"
+    obj: Any = None
 
 
 class ServerError(BudAPIError):

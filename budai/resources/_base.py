@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .._base_client import CAPTURE, CallInfo, parse_rate_limits
 from ..types._base import BudObject, parse_object
@@ -20,11 +21,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncAPIResource",
+    "AsyncResponseContextManager",
     "Headers",
+    "ResponseContextManager",
     "SyncAPIResource",
     "parser",
     "to_async_response",
+    "to_async_streamed_response",
     "to_response",
+    "to_streamed_response",
 ]
 
 P = ParamSpec("P")
@@ -100,5 +105,83 @@ def to_async_response(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[
         finally:
             CAPTURE.reset(token)
         return _response(data, calls)
+
+    return wrapped
+
+
+def _close(data: Any) -> None:
+    close = getattr(data, "close", None)
+    if callable(close):
+        close()
+
+
+class ResponseContextManager(Generic[R]):
+    """What ``.with_streaming_response.<method>(...)`` returns: ``with ... as response:`` makes
+    the call and yields ``Response[T]``; a streamed body is closed when the block ends."""
+
+    def __init__(self, call: Callable[[], Response[R]]) -> None:
+        self._call = call
+        self._response: Response[R] | None = None
+
+    def __enter__(self) -> Response[R]:
+        self._response = self._call()
+        return self._response
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            _close(self._response.data)
+
+
+class AsyncResponseContextManager(Generic[R]):
+    """The ``async with`` twin of ``ResponseContextManager``."""
+
+    def __init__(self, call: Callable[[], Awaitable[Response[R]]]) -> None:
+        self._call = call
+        self._response: Response[R] | None = None
+
+    async def __aenter__(self) -> Response[R]:
+        self._response = await self._call()
+        return self._response
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            data: Any = self._response.data
+            aclose = getattr(data, "aclose", None) or getattr(data, "close", None)
+            if callable(aclose):
+                result = aclose()
+                if hasattr(result, "__await__"):
+                    await result
+
+
+def to_streamed_response(func: Callable[P, R]) -> Callable[P, ResponseContextManager[R]]:
+    """Wrap a sync resource method into one returning a ``ResponseContextManager``."""
+    call = to_response(func)
+
+    @functools.wraps(func)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> ResponseContextManager[R]:
+        return ResponseContextManager(lambda: call(*args, **kwargs))
+
+    return wrapped
+
+
+def to_async_streamed_response(
+    func: Callable[P, Awaitable[R]],
+) -> Callable[P, AsyncResponseContextManager[R]]:
+    """Wrap an async resource method into one returning an ``AsyncResponseContextManager``."""
+    call = to_async_response(func)
+
+    @functools.wraps(func)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> AsyncResponseContextManager[R]:
+        return AsyncResponseContextManager(lambda: call(*args, **kwargs))
 
     return wrapped

@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 
 from .._base_client import compact
 from .._streaming import AsyncStream, Stream
+from .._types import NOT_GIVEN, NotGiven, Query, RequestOptions, Timeout
 from ..types import ChatCompletion, ChatCompletionChunk
 from ..types.chat import ChatCompletionMessageParam
 from ._base import (
@@ -21,7 +22,9 @@ from ._base import (
     SyncAPIResource,
     parser,
     to_async_response,
+    to_async_streamed_response,
     to_response,
+    to_streamed_response,
 )
 
 __all__ = ["AsyncChat", "AsyncCompletions", "Chat", "Completions"]
@@ -56,6 +59,17 @@ class Completions(SyncAPIResource):
         """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
         return CompletionsWithResponse(self)
 
+    @cached_property
+    def with_raw_response(self) -> CompletionsWithResponse:
+        """``with_response`` under openai-python's name."""
+        return self.with_response
+
+    @cached_property
+    def with_streaming_response(self) -> CompletionsWithStreamingResponse:
+        """The same methods as context managers: ``with ... as response:`` yields
+        ``Response[T]``, and a streamed body is closed when the block ends."""
+        return CompletionsWithStreamingResponse(self)
+
     @overload
     def create(
         self,
@@ -77,6 +91,8 @@ class Completions(SyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ChatCompletion: ...
 
     @overload
@@ -100,6 +116,8 @@ class Completions(SyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Stream[ChatCompletionChunk]: ...
 
     @overload
@@ -123,6 +141,8 @@ class Completions(SyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ChatCompletion | Stream[ChatCompletionChunk]: ...
 
     def create(
@@ -145,6 +165,8 @@ class Completions(SyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ChatCompletion | Stream[ChatCompletionChunk]:
         """Create a chat completion with the model or deployment named ``model``.
 
@@ -167,12 +189,20 @@ class Completions(SyncAPIResource):
         body = _body(model, messages, stream, params, extra_body)
         if stream:
             return self._client._request_stream(
-                "POST", "/chat/completions", _chunk, body=body,
-                idempotency_key=idempotency_key, extra_headers=extra_headers,
+                "POST",
+                "/chat/completions",
+                _chunk,
+                body=body,
+                idempotency_key=idempotency_key,
+                options=RequestOptions(extra_headers, extra_query, None, timeout),
             )
         return self._client._request(
-            "POST", "/chat/completions", _completion, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            "/chat/completions",
+            _completion,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, None, timeout),
         )
 
 
@@ -183,6 +213,17 @@ class AsyncCompletions(AsyncAPIResource):
     def with_response(self) -> AsyncCompletionsWithResponse:
         """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
         return AsyncCompletionsWithResponse(self)
+
+    @cached_property
+    def with_raw_response(self) -> AsyncCompletionsWithResponse:
+        """``with_response`` under openai-python's name."""
+        return self.with_response
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncCompletionsWithStreamingResponse:
+        """The same methods as context managers: ``with ... as response:`` yields
+        ``Response[T]``, and a streamed body is closed when the block ends."""
+        return AsyncCompletionsWithStreamingResponse(self)
 
     @overload
     async def create(
@@ -205,6 +246,8 @@ class AsyncCompletions(AsyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ChatCompletion: ...
 
     @overload
@@ -228,6 +271,8 @@ class AsyncCompletions(AsyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> AsyncStream[ChatCompletionChunk]: ...
 
     @overload
@@ -251,6 +296,8 @@ class AsyncCompletions(AsyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]: ...
 
     async def create(
@@ -273,6 +320,8 @@ class AsyncCompletions(AsyncAPIResource):
         extra_body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Create a chat completion with the model or deployment named ``model``.
 
@@ -295,12 +344,20 @@ class AsyncCompletions(AsyncAPIResource):
         body = _body(model, messages, stream, params, extra_body)
         if stream:
             return await self._client._request_stream(
-                "POST", "/chat/completions", _chunk, body=body,
-                idempotency_key=idempotency_key, extra_headers=extra_headers,
+                "POST",
+                "/chat/completions",
+                _chunk,
+                body=body,
+                idempotency_key=idempotency_key,
+                options=RequestOptions(extra_headers, extra_query, None, timeout),
             )
         return await self._client._request(
-            "POST", "/chat/completions", _completion, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            "/chat/completions",
+            _completion,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, None, timeout),
         )
 
 
@@ -333,3 +390,13 @@ class AsyncChat(AsyncAPIResource):
     @cached_property
     def completions(self) -> AsyncCompletions:
         return AsyncCompletions(self._client)
+
+
+class CompletionsWithStreamingResponse:
+    def __init__(self, completions: Completions) -> None:
+        self.create = to_streamed_response(completions.create)
+
+
+class AsyncCompletionsWithStreamingResponse:
+    def __init__(self, completions: AsyncCompletions) -> None:
+        self.create = to_async_streamed_response(completions.create)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cached_property
 
 from .._base_client import compact, path_segment
+from .._types import NOT_GIVEN, Body, NotGiven, Query, RequestOptions, Timeout
 from ..types import AsyncPaginator, AutoScaling, Deployment, DeploymentStatus, Resources, SyncPage
 from ._base import (
     AsyncAPIResource,
@@ -12,10 +15,20 @@ from ._base import (
     SyncAPIResource,
     parser,
     to_async_response,
+    to_async_streamed_response,
     to_response,
+    to_streamed_response,
 )
+from ._waiters import DEFAULT_PENDING_TIMEOUT, Poller, deployment_done
 
 __all__ = ["AsyncDeployments", "Deployments"]
+
+
+async def _async_sleep(seconds: float) -> None:
+    import asyncio  # lazily: the sync client shares this module
+
+    await asyncio.sleep(seconds)
+
 
 _deployment = parser(Deployment)
 
@@ -32,6 +45,17 @@ class Deployments(SyncAPIResource):
         """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
         return DeploymentsWithResponse(self)
 
+    @cached_property
+    def with_raw_response(self) -> DeploymentsWithResponse:
+        """``with_response`` under openai-python's name."""
+        return self.with_response
+
+    @cached_property
+    def with_streaming_response(self) -> DeploymentsWithStreamingResponse:
+        """The same methods as context managers: ``with ... as response:`` yields
+        ``Response[T]``, and a streamed body is closed when the block ends."""
+        return DeploymentsWithStreamingResponse(self)
+
     def create(
         self,
         *,
@@ -43,6 +67,9 @@ class Deployments(SyncAPIResource):
         resources: Resources | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Deploy a model; the deployment starts ``pending`` (1 replica unless told otherwise)."""
         body = compact(
@@ -56,14 +83,29 @@ class Deployments(SyncAPIResource):
             }
         )
         return self._client._request(
-            "POST", "/deployments", _deployment, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            "/deployments",
+            _deployment,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
-    def get(self, deployment_id: str, *, extra_headers: Headers | None = None) -> Deployment:
+    def get(
+        self,
+        deployment_id: str,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Deployment:
         """One deployment by id."""
         return self._client._request(
-            "GET", _path(deployment_id), _deployment, extra_headers=extra_headers
+            "GET",
+            _path(deployment_id),
+            _deployment,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def list(
@@ -76,6 +118,9 @@ class Deployments(SyncAPIResource):
         limit: int | None = None,
         after: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> SyncPage[Deployment]:
         """Deployments matching the filters; iterating the page walks every following page."""
         query = compact(
@@ -88,7 +133,12 @@ class Deployments(SyncAPIResource):
                 "after": after,
             }
         )
-        return self._client._request_page("/deployments", _deployment, query, extra_headers)
+        return self._client._request_page(
+            "/deployments",
+            _deployment,
+            query,
+            RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
 
     def update(
         self,
@@ -99,13 +149,20 @@ class Deployments(SyncAPIResource):
         resources: Resources | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Change replicas, autoscaling or resources (``None`` leaves a field unchanged).
         Setting ``replicas`` while autoscaling is enabled raises ``ConflictError``."""
         body = compact({"replicas": replicas, "auto_scaling": auto_scaling, "resources": resources})
         return self._client._request(
-            "PATCH", _path(deployment_id), _deployment, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "PATCH",
+            _path(deployment_id),
+            _deployment,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def scale(
@@ -115,11 +172,19 @@ class Deployments(SyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Set the desired replica count (the deployment passes through ``scaling``)."""
         return self.update(
-            deployment_id, replicas=replicas,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            deployment_id,
+            replicas=replicas,
+            idempotency_key=idempotency_key,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+            timeout=timeout,
         )
 
     def stop(
@@ -128,11 +193,17 @@ class Deployments(SyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Stop serving (status ``stopped``); the deployment and its settings are kept."""
         return self._client._request(
-            "POST", _path(deployment_id, "/stop"), _deployment,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            _path(deployment_id, "/stop"),
+            _deployment,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def start(
@@ -141,11 +212,17 @@ class Deployments(SyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Start a stopped deployment again."""
         return self._client._request(
-            "POST", _path(deployment_id, "/start"), _deployment,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            _path(deployment_id, "/start"),
+            _deployment,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def delete(
@@ -154,12 +231,53 @@ class Deployments(SyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Start tearing a deployment down; 404 once it is gone."""
         return self._client._request(
-            "DELETE", _path(deployment_id), _deployment,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "DELETE",
+            _path(deployment_id),
+            _deployment,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
+
+    def wait_until_active(
+        self,
+        deployment_id: str,
+        *,
+        timeout: float | None = None,
+        on_update: Callable[[Deployment], object] | None = None,
+        poll_interval: float | None = None,
+        pending_timeout: float = DEFAULT_PENDING_TIMEOUT,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        request_timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Deployment:
+        """Poll until the deployment is ``active`` with every replica ready, and return it.
+
+        Args:
+            timeout: deadline of the whole wait in seconds (default 600).
+            on_update: called with every state fetched (a progress display).
+            poll_interval: a fixed interval instead of 0.5 s growing to 5 s.
+            pending_timeout: give up when it stays ``pending`` with a reason this long.
+
+        Raises:
+            budai.exceptions.WaitError: it ended ``failed`` or ``stopped``, or it stayed
+                ``pending`` (the message has the gateway's reason, e.g. too little CPU).
+            budai.exceptions.TimeoutError: the deadline passed; ``.obj`` is the last state.
+        """
+        poller = Poller(f"deployment {deployment_id}", timeout, poll_interval)
+        options = RequestOptions(extra_headers, extra_query, None, request_timeout)
+        while True:
+            dep = self._client._request("GET", _path(deployment_id), _deployment, options=options)
+            if on_update is not None:
+                on_update(dep)
+            if deployment_done(dep, poller, pending_timeout):
+                return dep
+            time.sleep(poller.next_sleep(dep))
 
 
 class AsyncDeployments(AsyncAPIResource):
@@ -169,6 +287,17 @@ class AsyncDeployments(AsyncAPIResource):
     def with_response(self) -> AsyncDeploymentsWithResponse:
         """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
         return AsyncDeploymentsWithResponse(self)
+
+    @cached_property
+    def with_raw_response(self) -> AsyncDeploymentsWithResponse:
+        """``with_response`` under openai-python's name."""
+        return self.with_response
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncDeploymentsWithStreamingResponse:
+        """The same methods as context managers: ``with ... as response:`` yields
+        ``Response[T]``, and a streamed body is closed when the block ends."""
+        return AsyncDeploymentsWithStreamingResponse(self)
 
     async def create(
         self,
@@ -181,6 +310,9 @@ class AsyncDeployments(AsyncAPIResource):
         resources: Resources | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Deploy a model; the deployment starts ``pending`` (1 replica unless told otherwise)."""
         body = compact(
@@ -194,14 +326,29 @@ class AsyncDeployments(AsyncAPIResource):
             }
         )
         return await self._client._request(
-            "POST", "/deployments", _deployment, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            "/deployments",
+            _deployment,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
-    async def get(self, deployment_id: str, *, extra_headers: Headers | None = None) -> Deployment:
+    async def get(
+        self,
+        deployment_id: str,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Deployment:
         """One deployment by id."""
         return await self._client._request(
-            "GET", _path(deployment_id), _deployment, extra_headers=extra_headers
+            "GET",
+            _path(deployment_id),
+            _deployment,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def list(
@@ -214,6 +361,9 @@ class AsyncDeployments(AsyncAPIResource):
         limit: int | None = None,
         after: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> AsyncPaginator[Deployment]:
         """Deployments matching the filters: ``async for`` walks every page; ``await`` gives the
         first."""
@@ -227,7 +377,12 @@ class AsyncDeployments(AsyncAPIResource):
                 "after": after,
             }
         )
-        return self._client._paginator("/deployments", _deployment, query, extra_headers)
+        return self._client._paginator(
+            "/deployments",
+            _deployment,
+            query,
+            RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
 
     async def update(
         self,
@@ -238,13 +393,20 @@ class AsyncDeployments(AsyncAPIResource):
         resources: Resources | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Change replicas, autoscaling or resources (``None`` leaves a field unchanged).
         Setting ``replicas`` while autoscaling is enabled raises ``ConflictError``."""
         body = compact({"replicas": replicas, "auto_scaling": auto_scaling, "resources": resources})
         return await self._client._request(
-            "PATCH", _path(deployment_id), _deployment, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "PATCH",
+            _path(deployment_id),
+            _deployment,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     async def scale(
@@ -254,11 +416,19 @@ class AsyncDeployments(AsyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Set the desired replica count (the deployment passes through ``scaling``)."""
         return await self.update(
-            deployment_id, replicas=replicas,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            deployment_id,
+            replicas=replicas,
+            idempotency_key=idempotency_key,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+            timeout=timeout,
         )
 
     async def stop(
@@ -267,11 +437,17 @@ class AsyncDeployments(AsyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Stop serving (status ``stopped``); the deployment and its settings are kept."""
         return await self._client._request(
-            "POST", _path(deployment_id, "/stop"), _deployment,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            _path(deployment_id, "/stop"),
+            _deployment,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     async def start(
@@ -280,11 +456,17 @@ class AsyncDeployments(AsyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Start a stopped deployment again."""
         return await self._client._request(
-            "POST", _path(deployment_id, "/start"), _deployment,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            _path(deployment_id, "/start"),
+            _deployment,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     async def delete(
@@ -293,12 +475,55 @@ class AsyncDeployments(AsyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Deployment:
         """Start tearing a deployment down; 404 once it is gone."""
         return await self._client._request(
-            "DELETE", _path(deployment_id), _deployment,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "DELETE",
+            _path(deployment_id),
+            _deployment,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
+
+    async def wait_until_active(
+        self,
+        deployment_id: str,
+        *,
+        timeout: float | None = None,
+        on_update: Callable[[Deployment], object] | None = None,
+        poll_interval: float | None = None,
+        pending_timeout: float = DEFAULT_PENDING_TIMEOUT,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        request_timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Deployment:
+        """Poll until the deployment is ``active`` with every replica ready, and return it.
+
+        Args:
+            timeout: deadline of the whole wait in seconds (default 600).
+            on_update: called with every state fetched (a progress display).
+            poll_interval: a fixed interval instead of 0.5 s growing to 5 s.
+            pending_timeout: give up when it stays ``pending`` with a reason this long.
+
+        Raises:
+            budai.exceptions.WaitError: it ended ``failed`` or ``stopped``, or it stayed
+                ``pending`` (the message has the gateway's reason, e.g. too little CPU).
+            budai.exceptions.TimeoutError: the deadline passed; ``.obj`` is the last state.
+        """
+        poller = Poller(f"deployment {deployment_id}", timeout, poll_interval)
+        options = RequestOptions(extra_headers, extra_query, None, request_timeout)
+        while True:
+            dep = await self._client._request(
+                "GET", _path(deployment_id), _deployment, options=options
+            )
+            if on_update is not None:
+                on_update(dep)
+            if deployment_done(dep, poller, pending_timeout):
+                return dep
+            await _async_sleep(poller.next_sleep(dep))
 
 
 class DeploymentsWithResponse:
@@ -311,6 +536,7 @@ class DeploymentsWithResponse:
         self.stop = to_response(d.stop)
         self.start = to_response(d.start)
         self.delete = to_response(d.delete)
+        self.wait_until_active = to_response(d.wait_until_active)
 
 
 class AsyncDeploymentsWithResponse:
@@ -323,3 +549,30 @@ class AsyncDeploymentsWithResponse:
         self.stop = to_async_response(d.stop)
         self.start = to_async_response(d.start)
         self.delete = to_async_response(d.delete)
+        self.wait_until_active = to_async_response(d.wait_until_active)
+
+
+class DeploymentsWithStreamingResponse:
+    def __init__(self, d: Deployments) -> None:
+        self.create = to_streamed_response(d.create)
+        self.get = to_streamed_response(d.get)
+        self.list = to_streamed_response(d.list)
+        self.update = to_streamed_response(d.update)
+        self.scale = to_streamed_response(d.scale)
+        self.stop = to_streamed_response(d.stop)
+        self.start = to_streamed_response(d.start)
+        self.delete = to_streamed_response(d.delete)
+        self.wait_until_active = to_streamed_response(d.wait_until_active)
+
+
+class AsyncDeploymentsWithStreamingResponse:
+    def __init__(self, d: AsyncDeployments) -> None:
+        self.create = to_async_streamed_response(d.create)
+        self.get = to_async_streamed_response(d.get)
+        self.list = to_async_streamed_response(d.list)
+        self.update = to_async_streamed_response(d.update)
+        self.scale = to_async_streamed_response(d.scale)
+        self.stop = to_async_streamed_response(d.stop)
+        self.start = to_async_streamed_response(d.start)
+        self.delete = to_async_streamed_response(d.delete)
+        self.wait_until_active = to_async_streamed_response(d.wait_until_active)

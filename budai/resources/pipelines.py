@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from .._base_client import compact, path_segment
+from .._types import NOT_GIVEN, Body, NotGiven, Query, RequestOptions, Timeout
 from ..types import AsyncPaginator, Pipeline, PipelineStatus, PipelineValidation, SyncPage
 from ..types.pipeline import DefinitionSource
 from ._base import (
@@ -20,7 +21,9 @@ from ._base import (
     SyncAPIResource,
     parser,
     to_async_response,
+    to_async_streamed_response,
     to_response,
+    to_streamed_response,
 )
 
 __all__ = ["AsyncPipelines", "Pipelines", "definition_payload"]
@@ -82,6 +85,17 @@ class Pipelines(SyncAPIResource):
         """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
         return PipelinesWithResponse(self)
 
+    @cached_property
+    def with_raw_response(self) -> PipelinesWithResponse:
+        """``with_response`` under openai-python's name."""
+        return self.with_response
+
+    @cached_property
+    def with_streaming_response(self) -> PipelinesWithStreamingResponse:
+        """The same methods as context managers: ``with ... as response:`` yields
+        ``Response[T]``, and a streamed body is closed when the block ends."""
+        return PipelinesWithStreamingResponse(self)
+
     def create(
         self,
         *,
@@ -90,6 +104,9 @@ class Pipelines(SyncAPIResource):
         description: str | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Pipeline:
         """Store a pipeline (status ``active``). An invalid definition raises
         ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
@@ -97,15 +114,29 @@ class Pipelines(SyncAPIResource):
             {"name": name, "description": description, "definition": definition_payload(definition)}
         )
         return self._client._request(
-            "POST", "/pipelines", _pipeline, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            "/pipelines",
+            _pipeline,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
-    def get(self, pipeline_id: str, *, extra_headers: Headers | None = None) -> Pipeline:
+    def get(
+        self,
+        pipeline_id: str,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Pipeline:
         """One pipeline by id."""
         return self._client._request(
-            "GET", f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}", _pipeline,
-            extra_headers=extra_headers,
+            "GET",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _pipeline,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def list(
@@ -116,10 +147,18 @@ class Pipelines(SyncAPIResource):
         limit: int | None = None,
         after: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> SyncPage[Pipeline]:
         """Pipelines matching the filters; iterating the page walks every following page."""
         query = compact({"name": name, "status": status, "limit": limit, "after": after})
-        return self._client._request_page("/pipelines", _pipeline, query, extra_headers)
+        return self._client._request_page(
+            "/pipelines",
+            _pipeline,
+            query,
+            RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
 
     def update(
         self,
@@ -131,6 +170,9 @@ class Pipelines(SyncAPIResource):
         status: PipelineStatus | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Pipeline:
         """Change a pipeline (``None`` leaves a field unchanged); ``status="paused"`` stops new
         executions."""
@@ -143,8 +185,12 @@ class Pipelines(SyncAPIResource):
             }
         )
         return self._client._request(
-            "PATCH", f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}", _pipeline,
-            body=body, idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "PATCH",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _pipeline,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def delete(
@@ -153,26 +199,53 @@ class Pipelines(SyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> None:
         """Delete a pipeline."""
         self._client._request(
-            "DELETE", f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}", _deleted,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "DELETE",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _deleted,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def validate(
-        self, definition: Definition, *, extra_headers: Headers | None = None
+        self,
+        definition: Definition,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> PipelineValidation:
         """Check a definition on the server without storing it. Problems come back in
         ``result.errors`` (``param`` + ``message``); they are not raised."""
         return self._client._request(
-            "POST", "/pipelines/validate", _validation,
-            body={"definition": definition_payload(definition)}, extra_headers=extra_headers,
+            "POST",
+            "/pipelines/validate",
+            _validation,
+            body={"definition": definition_payload(definition)},
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
-    def actions(self, *, extra_headers: Headers | None = None) -> ActionList:
+    def actions(
+        self,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ActionList:
         """The action catalogue: each action with its parameters' JSON schema."""
-        return self._client._request("GET", "/actions", _actions, extra_headers=extra_headers)
+        return self._client._request(
+            "GET",
+            "/actions",
+            _actions,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
 
 
 class AsyncPipelines(AsyncAPIResource):
@@ -183,6 +256,17 @@ class AsyncPipelines(AsyncAPIResource):
         """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
         return AsyncPipelinesWithResponse(self)
 
+    @cached_property
+    def with_raw_response(self) -> AsyncPipelinesWithResponse:
+        """``with_response`` under openai-python's name."""
+        return self.with_response
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncPipelinesWithStreamingResponse:
+        """The same methods as context managers: ``with ... as response:`` yields
+        ``Response[T]``, and a streamed body is closed when the block ends."""
+        return AsyncPipelinesWithStreamingResponse(self)
+
     async def create(
         self,
         *,
@@ -191,6 +275,9 @@ class AsyncPipelines(AsyncAPIResource):
         description: str | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Pipeline:
         """Store a pipeline (status ``active``). An invalid definition raises
         ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
@@ -198,15 +285,29 @@ class AsyncPipelines(AsyncAPIResource):
             {"name": name, "description": description, "definition": definition_payload(definition)}
         )
         return await self._client._request(
-            "POST", "/pipelines", _pipeline, body=body,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "POST",
+            "/pipelines",
+            _pipeline,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
-    async def get(self, pipeline_id: str, *, extra_headers: Headers | None = None) -> Pipeline:
+    async def get(
+        self,
+        pipeline_id: str,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Pipeline:
         """One pipeline by id."""
         return await self._client._request(
-            "GET", f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}", _pipeline,
-            extra_headers=extra_headers,
+            "GET",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _pipeline,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     def list(
@@ -217,11 +318,19 @@ class AsyncPipelines(AsyncAPIResource):
         limit: int | None = None,
         after: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> AsyncPaginator[Pipeline]:
         """Pipelines matching the filters: ``async for`` walks every page; ``await`` gives the
         first."""
         query = compact({"name": name, "status": status, "limit": limit, "after": after})
-        return self._client._paginator("/pipelines", _pipeline, query, extra_headers)
+        return self._client._paginator(
+            "/pipelines",
+            _pipeline,
+            query,
+            RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
 
     async def update(
         self,
@@ -233,6 +342,9 @@ class AsyncPipelines(AsyncAPIResource):
         status: PipelineStatus | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Pipeline:
         """Change a pipeline (``None`` leaves a field unchanged); ``status="paused"`` stops new
         executions."""
@@ -245,8 +357,12 @@ class AsyncPipelines(AsyncAPIResource):
             }
         )
         return await self._client._request(
-            "PATCH", f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}", _pipeline,
-            body=body, idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "PATCH",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _pipeline,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     async def delete(
@@ -255,26 +371,53 @@ class AsyncPipelines(AsyncAPIResource):
         *,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> None:
         """Delete a pipeline."""
         await self._client._request(
-            "DELETE", f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}", _deleted,
-            idempotency_key=idempotency_key, extra_headers=extra_headers,
+            "DELETE",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _deleted,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
     async def validate(
-        self, definition: Definition, *, extra_headers: Headers | None = None
+        self,
+        definition: Definition,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> PipelineValidation:
         """Check a definition on the server without storing it. Problems come back in
         ``result.errors`` (``param`` + ``message``); they are not raised."""
         return await self._client._request(
-            "POST", "/pipelines/validate", _validation,
-            body={"definition": definition_payload(definition)}, extra_headers=extra_headers,
+            "POST",
+            "/pipelines/validate",
+            _validation,
+            body={"definition": definition_payload(definition)},
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
         )
 
-    async def actions(self, *, extra_headers: Headers | None = None) -> ActionList:
+    async def actions(
+        self,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ActionList:
         """The action catalogue: each action with its parameters' JSON schema."""
-        return await self._client._request("GET", "/actions", _actions, extra_headers=extra_headers)
+        return await self._client._request(
+            "GET",
+            "/actions",
+            _actions,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
 
 
 class PipelinesWithResponse:
@@ -297,3 +440,25 @@ class AsyncPipelinesWithResponse:
         self.delete = to_async_response(p.delete)
         self.validate = to_async_response(p.validate)
         self.actions = to_async_response(p.actions)
+
+
+class PipelinesWithStreamingResponse:
+    def __init__(self, p: Pipelines) -> None:
+        self.create = to_streamed_response(p.create)
+        self.get = to_streamed_response(p.get)
+        self.list = to_streamed_response(p.list)
+        self.update = to_streamed_response(p.update)
+        self.delete = to_streamed_response(p.delete)
+        self.validate = to_streamed_response(p.validate)
+        self.actions = to_streamed_response(p.actions)
+
+
+class AsyncPipelinesWithStreamingResponse:
+    def __init__(self, p: AsyncPipelines) -> None:
+        self.create = to_async_streamed_response(p.create)
+        self.get = to_async_streamed_response(p.get)
+        self.list = to_async_streamed_response(p.list)
+        self.update = to_async_streamed_response(p.update)
+        self.delete = to_async_streamed_response(p.delete)
+        self.validate = to_async_streamed_response(p.validate)
+        self.actions = to_async_streamed_response(p.actions)

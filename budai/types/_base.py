@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic import ValidationError as _PydanticValidationError
 
 __all__ = ["BudObject", "parse_object"]
@@ -27,6 +27,9 @@ class BudObject(BaseModel):
         # `model_id` is a field of Deployment; Pydantic reserves `model_` otherwise.
         protected_namespaces=(),
     )
+
+    _request_id: str | None = PrivateAttr(default=None)
+    """The ``x-request-id`` of the response this object came from (not part of dumps)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The object as JSON-compatible Python data (unset optional fields included)."""

@@ -20,12 +20,15 @@ class _PageBase(Generic[T]):
     data: list[T]
     has_more: bool
     next_cursor: str | None
+    _request_id: str | None
+    """The ``x-request-id`` of the response this page came from."""
 
     def __init__(self, data: list[T], has_more: bool, next_cursor: str | None) -> None:
         self.object = "list"
         self.data = data
         self.has_more = has_more
         self.next_cursor = next_cursor
+        self._request_id = None
 
     def has_next_page(self) -> bool:
         """Whether the server says there is another page."""

@@ -29,3 +29,7 @@ class Response(Generic[T]):
     retries_taken: int = 0
     elapsed: float = field(default=0.0)
     """Seconds from the first attempt to the final response headers."""
+
+    def parse(self) -> T:
+        """The parsed data (openai-python's ``with_raw_response`` spelling of ``.data``)."""
+        return self.data

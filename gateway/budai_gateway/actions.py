@@ -106,7 +106,7 @@ async def model_add(gw: Gateway, p: dict[str, Any]) -> Any:
         if exc.code != "already_exists":
             raise _api(exc) from exc
         # Re-running a pipeline reuses the model it added before.
-        doc = gw.get_model(str(exc.param))
+        doc = gw.get_model(exc.headers["Location"].rsplit("/", 1)[-1])
     should_wait, timeout = _wait_flag(p)
     if should_wait:
         settled = await gw.settle("model", doc["id"], {"available", "error"}, timeout)

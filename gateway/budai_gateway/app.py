@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from budai_gateway import __version__, chat, dag
+from budai_gateway import __version__, chat, dag, openai_compat
 from budai_gateway import schemas as S
 from budai_gateway.config import Settings
 from budai_gateway.errors import APIError, error_body, loc_to_param
@@ -267,6 +267,39 @@ def _api_router(gw: Gateway) -> APIRouter:
             return JSONResponse(await chat.forward(gw.http, model, req))
         return chat.completion(req, body.model)
 
+    # -- the rest of the OpenAI-compatible surface --------------------------------------------
+
+    @r.post(
+        "/embeddings",
+        response_model=openai_compat.EmbeddingList,
+        tags=["chat"],
+        dependencies=auth,
+    )
+    async def create_embeddings(body: openai_compat.EmbeddingRequest) -> Any:
+        return openai_compat.embeddings(gw, body)
+
+    @r.post(
+        "/completions",
+        response_model=openai_compat.Completion,
+        tags=["chat"],
+        dependencies=auth,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "A legacy text completion (an SSE stream when stream is true)",
+            }
+        },
+    )
+    async def create_completion(body: openai_compat.CompletionRequest) -> Any:
+        result = openai_compat.completion(gw, body)
+        if body.stream:
+            return StreamingResponse(
+                openai_compat.completion_stream(result),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
+        return result
+
     # -- models ----------------------------------------------------------------------------
 
     @r.post("/models", status_code=201, response_model=S.Model, tags=["models"], dependencies=auth)
@@ -282,10 +315,15 @@ def _api_router(gw: Gateway) -> APIRouter:
         status: S.ModelStatus | None = None,
         source: S.ModelSource | None = None,
     ) -> Any:
+        if openai_compat.is_openai_client(request):
+            # An OpenAI SDK wants the names it can chat with, not the registry's ids.
+            return JSONResponse(openai_compat.models_list(gw))
         return page("model", request, limit, after)
 
     @r.get("/models/{model_id}", response_model=S.Model, tags=["models"], dependencies=auth)
-    async def get_model(model_id: str) -> Any:
+    async def get_model(request: Request, model_id: str) -> Any:
+        if openai_compat.is_openai_client(request):
+            return JSONResponse(openai_compat.served_model(gw, model_id))
         return gw.get_model(model_id)
 
     @r.patch("/models/{model_id}", response_model=S.Model, tags=["models"], dependencies=auth)

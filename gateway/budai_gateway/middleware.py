@@ -29,7 +29,12 @@ from budai_gateway.service import Gateway
 log = logging.getLogger("budai_gateway")
 
 PUBLIC_PATHS = {"/health", "/v1/health", "/openapi.json", "/v1/openapi.json", "/docs", "/v1/docs"}
-READ_WRITES = {("POST", "/v1/pipelines/validate"), ("POST", "/v1/chat/completions")}
+READ_WRITES = {
+    ("POST", "/v1/pipelines/validate"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
+}
 MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
 

@@ -153,7 +153,8 @@ class Gateway:
                     name,
                 )
             filters[name] = value
-        result = self.store.page(kind, filters, after, limit)
+        # Executions are looked at by "what ran last": newest first, as the CLI and SDK say.
+        result = self.store.page(kind, filters, after, limit, newest_first=kind == "execution")
         if result is None:
             raise APIError(400, "invalid_cursor", f"Unknown cursor '{after}'.", "after")
         docs, has_more = result
@@ -175,8 +176,13 @@ class Gateway:
     def _name_taken(self, kind: str, name: str, exclude: str | None = None) -> None:
         for doc in self.store.find(kind, "name", name):
             if doc["id"] != exclude:
+                # `param` names the field at fault; where the other object is goes in Location.
                 raise APIError(
-                    409, "already_exists", f"A {kind} named '{name}' already exists.", doc["id"]
+                    409,
+                    "already_exists",
+                    f"A {kind} named '{name}' already exists ({doc['id']}).",
+                    "name",
+                    headers={"Location": f"/v1/{kind}s/{doc['id']}"},
                 )
 
     def health(self) -> dict[str, str]:

@@ -157,9 +157,16 @@ class Store:
         return [dict(json.loads(r[0])) for r in rows]
 
     def page(
-        self, kind: str, filters: dict[str, Any], after: str | None, limit: int
+        self,
+        kind: str,
+        filters: dict[str, Any],
+        after: str | None,
+        limit: int,
+        *,
+        newest_first: bool = False,
     ) -> tuple[list[Doc], bool] | None:
-        """A page in creation order; ``None`` when the ``after`` cursor is unknown."""
+        """A page in creation order (or newest first); ``None`` when the ``after`` cursor is
+        unknown."""
         sql = "SELECT data FROM objects WHERE kind = ?"
         args: list[Any] = [kind]
         with self._lock:
@@ -169,13 +176,13 @@ class Store:
                 ).fetchone()
                 if row is None:
                     return None
-                sql += " AND seq > ?"
+                sql += " AND seq < ?" if newest_first else " AND seq > ?"
                 args.append(row[0])
             for name, value in filters.items():
                 # Field names come from a fixed allow-list per collection, never from the client.
                 sql += f" AND json_extract(data, '$.{name}') = ?"
                 args.append(value)
-            sql += " ORDER BY seq LIMIT ?"
+            sql += " ORDER BY seq DESC LIMIT ?" if newest_first else " ORDER BY seq LIMIT ?"
             args.append(limit + 1)
             rows = self._conn.execute(sql, args).fetchall()
         docs = [dict(json.loads(r[0])) for r in rows]

@@ -1,0 +1,243 @@
+"""The rest of the OpenAI-compatible surface: model names, embeddings and legacy completions.
+
+``/v1/models`` is the Bud model registry (ids like ``model_...``); an OpenAI client asking it
+(recognised by the ``X-Stainless-*`` headers or the ``OpenAI/`` user agent its SDKs send) gets
+the OpenAI shape instead: one entry per *served name* (the names chat accepts), with
+``object``, ``created`` and ``owned_by``. ``/v1/embeddings`` is a deterministic built-in: a
+text's vector is derived from its SHA-256, so tests can predict it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import secrets
+import struct
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from budai_gateway import chat
+from budai_gateway.errors import APIError
+
+if TYPE_CHECKING:
+    from budai_gateway.service import Gateway
+
+DEFAULT_DIMENSIONS = 256
+OWNER = "budai"
+
+
+def is_openai_client(request: Request) -> bool:
+    """Whether the caller is an OpenAI SDK (they all send ``X-Stainless-Lang``)."""
+    headers = request.headers
+    return "x-stainless-lang" in headers or headers.get("user-agent", "").startswith("OpenAI/")
+
+
+def _epoch(value: Any) -> int:
+    try:
+        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return int(time.time())
+
+
+def served_models(gw: Gateway) -> list[dict[str, Any]]:
+    """One OpenAI model object per name chat answers to: each serving deployment's name and its
+    model's name, oldest first, without duplicates."""
+    out: dict[str, dict[str, Any]] = {}
+    for dep in gw.store.all("deployment"):
+        if dep["status"] not in ("active", "scaling") or dep.get("ready_replicas", 0) < 1:
+            continue
+        if gw._deleting(dep["id"]):
+            continue
+        model = gw.store.get("model", dep["model_id"])
+        created = _epoch(dep.get("created_at"))
+        for name in (dep["name"], model["name"] if model else None):
+            if name and name not in out:
+                out[name] = {"id": name, "object": "model", "created": created, "owned_by": OWNER}
+    return list(out.values())
+
+
+def served_model(gw: Gateway, name: str) -> dict[str, Any]:
+    for entry in served_models(gw):
+        if entry["id"] == name:
+            return entry
+    raise APIError(404, "model_not_found", f"No deployment serves model '{name}'.", "model")
+
+
+def models_list(gw: Gateway) -> dict[str, Any]:
+    return {"object": "list", "data": served_models(gw)}
+
+
+# -- embeddings ----------------------------------------------------------------------------
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(min_length=1, max_length=256)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1, le=4096)
+    user: str | None = None
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+def embed(text: str, dimensions: int) -> list[float]:
+    """A unit vector derived from the SHA-256 of ``text`` (the same text, the same vector)."""
+    raw = b""
+    block = 0
+    while len(raw) < dimensions * 4:
+        raw += hashlib.sha256(f"{block}\0{text}".encode()).digest()
+        block += 1
+    ints = struct.unpack(f"<{dimensions}I", raw[: dimensions * 4])
+    values = [i / 2**31 - 1.0 for i in ints]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def _inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
+    """Texts to embed; token arrays are embedded as their decimal spelling."""
+    if isinstance(value, str):
+        return [value]
+    if not value:
+        raise APIError(422, "invalid_value", "input must not be empty.", "input")
+    if all(isinstance(v, int) for v in value):
+        return [" ".join(str(v) for v in value)]
+    return [v if isinstance(v, str) else " ".join(str(t) for t in v) for v in value]
+
+
+def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
+    dep, _ = chat.resolve_target(gw, body.model)
+    gw.record_request(dep["id"])
+    dims = body.dimensions or DEFAULT_DIMENSIONS
+    data: list[dict[str, Any]] = []
+    tokens = 0
+    for i, text in enumerate(_inputs(body.input)):
+        vector = embed(text, dims)
+        tokens += chat.count_tokens(text)
+        encoded: list[float] | str = vector
+        if body.encoding_format == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": encoded})
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+# -- legacy completions --------------------------------------------------------------------
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(min_length=1, max_length=256)
+    prompt: str | list[str] = ""
+    max_tokens: int | None = Field(default=16, ge=1, le=1_000_000)
+    n: int = Field(default=1, ge=1, le=16)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    echo: bool = False
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+    user: str | None = None
+
+
+class CompletionChoice(BaseModel):
+    text: str
+    index: int
+    logprobs: None = None
+    finish_reason: str | None
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Completion(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage | None = None
+
+
+def _chat_request(body: CompletionRequest, prompt: str) -> dict[str, Any]:
+    return {
+        "model": body.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": body.max_tokens,
+        "n": body.n,
+        "stop": body.stop,
+    }
+
+
+def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:
+    """The built-in engine's answer to each prompt, as a ``text_completion``."""
+    dep, _ = chat.resolve_target(gw, body.model)
+    gw.record_request(dep["id"])
+    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    choices: list[dict[str, Any]] = []
+    prompt_tokens = completion_tokens = 0
+    for prompt in prompts or [""]:
+        answer = chat.completion(_chat_request(body, prompt), body.model)
+        prompt_tokens += chat.count_tokens(prompt)
+        completion_tokens += answer["usage"]["completion_tokens"]
+        for choice in answer["choices"]:
+            text = choice["message"]["content"] or ""
+            choices.append(
+                {
+                    "text": (prompt + text) if body.echo else text,
+                    "index": len(choices),
+                    "logprobs": None,
+                    "finish_reason": choice["finish_reason"],
+                }
+            )
+    return {
+        "id": "cmpl-" + secrets.token_hex(12),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": body.model,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+async def completion_stream(result: dict[str, Any]) -> AsyncIterator[bytes]:
+    """A finished completion as SSE: one chunk per choice, then ``[DONE]``."""
+    for choice in result["choices"]:
+        chunk = {k: v for k, v in result.items() if k not in ("choices", "usage")}
+        chunk["choices"] = [choice]
+        yield chat._sse(chunk)
+    yield b"data: [DONE]\n\n"
