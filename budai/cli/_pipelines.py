@@ -178,10 +178,10 @@ def pipelines_apply(state: State, file: str, name: str | None, description: str 
             name=final_name, description=final_description, definition=definition
         )
     except ConflictError as exc:
-        if exc.code != "already_exists" or not exc.param:
+        if exc.code != "already_exists" or not exc.existing_id:
             raise
         result = state.client.pipelines.update(
-            exc.param, description=final_description, definition=definition
+            exc.existing_id, description=final_description, definition=definition
         )
     print_object(result, state.output)
 

@@ -73,7 +73,8 @@ def test_model_crud_and_conflict(client: httpx.Client) -> None:
     assert m["status"] == "available" and m["object"] == "model"
     assert m["created_at"].endswith("Z")
     r = client.post("/models", json={"name": "llama", "source": "cloud", "uri": "x"})
-    assert_error(r, 409, "conflict_error", "already_exists", m["id"])
+    assert_error(r, 409, "conflict_error", "already_exists", "name")
+    assert r.headers["location"] == f"/v1/models/{m['id']}"
     r = client.patch(f"/models/{m['id']}", json={"metadata": {"owner": "b"}})
     assert r.status_code == 200
     assert r.json()["metadata"] == {"team": "a", "owner": "b"}

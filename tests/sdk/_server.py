@@ -350,8 +350,10 @@ class FakeBud:
         b = rec.json
         for p in self.store["pipelines"].values():
             if p["name"] == b["name"]:
-                return error_reply(409, "conflict_error", "name exists", code="already_exists",
-                                   param=p["id"])
+                reply = error_reply(409, "conflict_error", "name exists", code="already_exists",
+                                    param="name")
+                reply.headers["Location"] = f"/v1/pipelines/{p['id']}"
+                return reply
         obj = {"id": self.new_id("pipe"), "description": None, "status": "active",
                "created_at": _now(), "updated_at": _now(), **b}
         self.store["pipelines"][obj["id"]] = obj

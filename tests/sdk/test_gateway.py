@@ -94,7 +94,8 @@ def test_contract_errors(bud: BudClient, gw: Any) -> None:
     p = bud.pipelines.create(name="dup", definition={"steps": [{"id": "a", "action": "log"}]})
     with pytest.raises(exc.ConflictError) as cf:
         bud.pipelines.create(name="dup", definition={"steps": [{"id": "a", "action": "log"}]})
-    assert cf.value.code == "already_exists" and cf.value.param == p.id
+    assert cf.value.code == "already_exists" and cf.value.param == "name"
+    assert cf.value.existing_id == p.id
     with pytest.raises(exc.ValidationError) as ve:
         bud.pipelines.create(name="bad", definition={"steps": [
             {"id": "a", "action": "log"}, {"id": "b", "action": "log", "depends_on": ["zz"]}]})

@@ -73,7 +73,7 @@ def test_return_annotations_match_modulo_async_types() -> None:
                 ret.replace("SyncPage[", "AsyncPaginator[")
                 .replace("Stream[", "AsyncStream[")
             )
-            if ret.endswith("WithResponse") or ret in ("Completions",):
+            if ret.endswith(("WithResponse", "WithStreamingResponse")) or ret == "Completions":
                 expected = "Async" + ret
             assert twin == expected, f"{sync_cls.__name__}.{name}: {ret} vs {twin}"
 

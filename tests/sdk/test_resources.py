@@ -96,7 +96,8 @@ def test_pipelines_and_executions(client: BudClient, server: ScriptedServer) -> 
     assert client.pipelines.get(p.id).description == "d"
     with pytest.raises(exc.ConflictError) as info:
         client.pipelines.create(name="p", definition=STEPS)
-    assert info.value.code == "already_exists" and info.value.param == p.id
+    assert info.value.code == "already_exists" and info.value.param == "name"
+    assert info.value.existing_id == p.id
 
     started = time.monotonic()
     seen: list[str] = []
