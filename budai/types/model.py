@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import field_validator
+
 from ._base import BudObject
 
 __all__ = ["Model", "ModelSource", "ModelStatus"]
@@ -21,6 +23,7 @@ class Model(BudObject):
     source: ModelSource
     uri: str
     size_bytes: int = 0
+    """Bytes on disk; ``0`` while unknown and for ``cloud`` models (nothing is downloaded)."""
     status: ModelStatus
     metadata: dict[str, Any] = {}
     created_at: datetime
@@ -29,3 +32,10 @@ class Model(BudObject):
     """0..100 while ``downloading``, else ``None``."""
     error: str | None = None
     """Why the model is in ``error``."""
+
+    @field_validator("size_bytes", mode="before")
+    @classmethod
+    def _no_size_yet(cls, value: object) -> object:
+        # The gateway sends null until a size is known (always, for `cloud` models); the
+        # reference page types the field `int`, so null becomes 0 rather than a false `int`.
+        return 0 if value is None else value
