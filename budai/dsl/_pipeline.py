@@ -448,6 +448,10 @@ class Pipeline(ActionHelpers):
         steps_out: list[StepDict] = []
         for step in self._steps:
             steps_out.append(self._step_dict(step, graph.get(step.id, set())))
+        # What the action catalogue and the template grammar can tell before anything is sent.
+        from ._check import check_steps
+
+        problems.extend(check_steps([dict(s) for s in steps_out]))
         definition: dict[str, Any] = {**copy.deepcopy(self._extra), "steps": steps_out}
         return definition, problems  # type: ignore[return-value]  # extra keys are allowed
 

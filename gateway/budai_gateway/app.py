@@ -115,7 +115,13 @@ def create_app(settings: Settings) -> FastAPI:
             msg = "Field required"
         text = f"{param}: {msg}" if param else msg
         if len(errors) > 1:
-            text += f" (and {len(errors) - 1} more problem(s))"
+            # Every problem, not the first one and a count: a client fixes them all at once.
+            rest = []
+            for e in errors[1:]:
+                p = loc_to_param(tuple(e.get("loc", ())))
+                m = "Field required" if e.get("type") == "missing" else str(e.get("msg", ""))
+                rest.append(f"{p}: {m}" if p else m)
+            text = f"{len(errors)} problems: " + "; ".join([text, *rest])
         if loc and loc[0] in ("query", "path", "header"):
             return _err(request, 400, "invalid_parameter", text, param)
         if loc == ("body",) and first.get("type") in (
@@ -442,8 +448,11 @@ def _api_router(gw: Gateway) -> APIRouter:
         problems = dag.semantic_problems(definition, gw.settings.max_pipeline_steps)
         if problems:
             param, message = problems[0]
-            extra = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-            raise APIError(422, "invalid_definition", message + extra, param)
+            if len(problems) > 1:  # every problem, each with where it is
+                message = f"{len(problems)} problems: " + "; ".join(
+                    f"{p}: {m}" if p else m for p, m in problems
+                )
+            raise APIError(422, "invalid_definition", message, param)
         return definition.model_dump(mode="json", exclude_none=True)
 
     @r.post(
