@@ -1,7 +1,8 @@
 """Write budai/dsl/catalogue.json from the gateway's action catalogue (``dag.catalogue()``).
 
 The SDK checks pipelines locally against this copy (it may not import the gateway);
-tests/dsl/test_local_checks.py fails when the copy drifts. Run: .venv/bin/python hack/gen_action_catalogue.py
+tests/dsl/test_local_checks.py fails when the copy drifts.
+Run: .venv/bin/python hack/gen_action_catalogue.py
 """
 
 from __future__ import annotations

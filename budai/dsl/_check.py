@@ -147,9 +147,12 @@ def _grammar_problem(source: str, expression: bool) -> str | None:
     for node in walk(tree):
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
             return f"access to attribute {node.attr!r} is not allowed"
-        if isinstance(node, nodes.Name) and node.ctx == "load":
-            if node.name not in ROOT_NAMES and node.name not in stored:
-                return f"unknown name {node.name!r} (expressions see 'params' and 'steps')"
+        if (
+            isinstance(node, nodes.Name)
+            and node.ctx == "load"
+            and node.name not in ROOT_NAMES | stored
+        ):
+            return f"unknown name {node.name!r} (expressions see 'params' and 'steps')"
         if isinstance(node, nodes.Filter) and node.name not in env.filters:
             return f"unknown filter {node.name!r}"
         if isinstance(node, nodes.Test) and node.name not in env.tests:

@@ -122,9 +122,12 @@ def _inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
         return [value]
     if not value:
         raise APIError(422, "invalid_value", "input must not be empty.", "input")
-    if all(isinstance(v, int) for v in value):
-        return [" ".join(str(v) for v in value)]
-    return [v if isinstance(v, str) else " ".join(str(t) for t in v) for v in value]
+    out: list[str] = []
+    for v in value:
+        if isinstance(v, int):  # one array of tokens
+            return [" ".join(str(t) for t in value)]
+        out.append(v if isinstance(v, str) else " ".join(str(t) for t in v))
+    return out
 
 
 def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:

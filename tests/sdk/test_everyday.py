@@ -190,9 +190,11 @@ def test_bud_log_debug_logs_4xx_answers(gw: Any) -> None:
 def test_connection_error_names_the_url_and_the_cloud_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with BudClient(api_key="k", base_url="http://127.0.0.1:9/v1", max_retries=0) as c:
-        with pytest.raises(exc.APIConnectionError) as info:
-            c.models.list()
+    with (
+        BudClient(api_key="k", base_url="http://127.0.0.1:9/v1", max_retries=0) as c,
+        pytest.raises(exc.APIConnectionError) as info,
+    ):
+        c.models.list()
     assert "http://127.0.0.1:9/v1/models" in str(info.value)
     monkeypatch.delenv("BUD_BASE_URL", raising=False)
     with BudClient(api_key="k", max_retries=0) as c:
@@ -201,9 +203,11 @@ def test_connection_error_names_the_url_and_the_cloud_default(
 
 def test_a_base_url_without_v1_gets_a_hint(gw: Any) -> None:
     root = gw.url.removesuffix("/v1")
-    with BudClient(api_key=gw.api_key, base_url=root, max_retries=0) as c:
-        with pytest.raises(exc.NotFoundError) as info:
-            c.models.list()
+    with (
+        BudClient(api_key=gw.api_key, base_url=root, max_retries=0) as c,
+        pytest.raises(exc.NotFoundError) as info,
+    ):
+        c.models.list()
     assert f"did you mean {root}/v1" in str(info.value)
 
 

@@ -134,7 +134,8 @@ def test_every_resource_response_matches_the_declared_types(raw: httpx.Client) -
     check(Pipeline, raw.get(f"/pipelines/{p['id']}"))
     check(Pipeline, raw.patch(f"/pipelines/{p['id']}", json={"description": "d"}))
     check_page(Pipeline, raw.get("/pipelines"))
-    check(PipelineValidation, raw.post("/pipelines/validate", json={"definition": {"steps": steps}}))
+    valid = {"definition": {"steps": steps}}
+    check(PipelineValidation, raw.post("/pipelines/validate", json=valid))
     check(PipelineValidation, raw.post("/pipelines/validate", json={"definition": {"steps": [
         {"id": "a", "action": "log", "depends_on": ["nope"]}]}}))
     boom = check(Pipeline, raw.post("/pipelines", json={"name": "boom", "definition": {"steps": [
