@@ -539,6 +539,7 @@ def _api_router(gw: Gateway) -> APIRouter:
         pipeline_id: str | None = None,
         status: S.ExecutionStatus | None = None,
     ) -> Any:
+        """Executions, newest first."""
         return page("execution", request, limit, after)
 
     @r.get(

@@ -351,12 +351,14 @@ def test_execution_lists_filter_and_page(client: httpx.Client) -> None:
     ]
     for i in ids:
         wait_status(client, f"/executions/{i}", {"completed"})
+    # Executions list newest first (issue 16): the last run is what one looks for.
+    newest = ids[::-1]
     page = client.get("/executions", params={"pipeline_id": pipe["id"], "limit": 2}).json()
-    assert [e["id"] for e in page["data"]] == ids[:2] and page["has_more"]
+    assert [e["id"] for e in page["data"]] == newest[:2] and page["has_more"]
     rest = client.get(
         "/executions", params={"pipeline_id": pipe["id"], "after": page["next_cursor"]}
     ).json()
-    assert [e["id"] for e in rest["data"]] == ids[2:]
+    assert [e["id"] for e in rest["data"]] == newest[2:]
     assert client.get("/executions", params={"status": "failed"}).json()["data"] == []
 
 
