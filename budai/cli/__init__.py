@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._app import root
 from ._chat import chat
+from ._extra import actions, completion
 from ._pipelines import executions, pipelines
 from ._resources import clusters, deployments, models
 
@@ -17,7 +18,9 @@ root.add_command(deployments)
 root.add_command(clusters)
 root.add_command(pipelines)
 root.add_command(executions)
+root.add_command(actions)
 root.add_command(chat)
+root.add_command(completion)
 
 cli = root
 """The click group, for embedding or ``click.testing.CliRunner``."""

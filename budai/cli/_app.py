@@ -2,8 +2,8 @@
 
 Configuration comes from flags (``--api-key``, ``--base-url``), then ``BUD_API_KEY`` /
 ``BUD_BASE_URL``. Exit codes: 0 success, 1 the API (or the operation) failed, 2 usage error.
-An API error prints one line to stderr with the status, code and request id; the API key is
-never printed.
+An API error prints one line to stderr with the status, code and request id (under ``-o json``
+a JSON object ``{"error": {...}}`` instead); the API key is never printed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ import click
 from budai import BudClient
 from budai.exceptions import BudAPIError
 
-__all__ = ["State", "fail", "output_option", "parse_pairs", "pass_state", "root"]
+__all__ = [
+    "State",
+    "confirm_delete",
+    "emit",
+    "fail",
+    "output_option",
+    "parse_pairs",
+    "pass_state",
+    "root",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 OUTPUT_FORMATS = ("table", "json", "yaml")
@@ -60,13 +69,52 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` to stderr and exit 1 (the operation failed)."""
-    state = click.get_current_context().find_object(State)
+def _error_out(state: State | None, message: str, **details: Any) -> None:
+    """One error on stderr: a line, or ``{"error": {...}}`` under ``-o json``/``yaml``."""
     if state is not None:
         message = state.scrub(message)
-    click.echo(f"error: {message}", err=True)
+    if state is not None and state.output in ("json", "yaml"):
+        from ._render import dump
+
+        body = {"message": message, **{k: v for k, v in details.items() if v is not None}}
+        click.echo(dump({"error": body}, "json"), err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
+
+
+def fail(message: str, **details: Any) -> NoReturn:
+    """Print ``error: message`` to stderr and exit 1 (the operation failed)."""
+    state = click.get_current_context().find_object(State)
+    _error_out(state, message, type="operation_failed", **details)
     raise SystemExit(1)
+
+
+def emit(state: State, data: Any, text: str) -> None:
+    """A result that is a sentence on a terminal: ``text`` as a table would be, else ``data``
+    as JSON/YAML."""
+    if state.output == "table":
+        click.echo(text)
+    else:
+        from ._render import dump
+
+        print(dump(data, state.output))
+
+
+def confirm_delete(what: str, yes: bool) -> None:
+    """Ask before deleting (``--yes`` skips it); anything but yes changes nothing, exit 1."""
+    if yes:
+        return
+    try:
+        sure = click.confirm(f"Delete {what}?", default=False, err=True)
+    except click.Abort:  # no terminal and nothing on stdin
+        sure = False
+    if not sure:
+        fail(f"not deleted: {what} (pass --yes to delete without asking)")
+
+
+def yes_option(func: F) -> F:
+    """``-y/--yes``: delete without asking."""
+    return click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")(func)
 
 
 def output_option(func: F) -> F:
@@ -110,12 +158,24 @@ class _Root(click.Group):
         try:
             return super().invoke(ctx)
         except BudAPIError as exc:
-            state = ctx.find_object(State)
-            text = str(exc)
-            if state is not None:
-                text = state.scrub(text)
-            click.echo(f"error: {text}", err=True)
+            _error_out(
+                ctx.find_object(State),
+                str(exc),
+                type=exc.type,
+                status_code=exc.status_code or None,
+                code=exc.code,
+                param=exc.param,
+                request_id=exc.request_id or None,
+            )
             raise SystemExit(1) from None
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as exc:
+            state = ctx.find_object(State)
+            if state is None or state.output == "table":
+                raise
+            _error_out(state, exc.format_message(), type="usage_error")
+            raise SystemExit(exc.exit_code) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise SystemExit(130) from None

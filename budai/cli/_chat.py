@@ -24,10 +24,10 @@ __all__ = ["chat"]
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: print the completion object (no streaming).",
+    type=click.Choice(["text", "json", "yaml", "table"]),
+    default=None,
+    help="text (the default; `table` means the same) streams the answer; json/yaml print the "
+    "completion object (no streaming). The global -o applies too.",
 )
 @pass_state
 def chat(
@@ -38,9 +38,14 @@ def chat(
     max_tokens: int | None,
     temperature: float | None,
     no_stream: bool,
-    output: str,
+    output: str | None,
 ) -> None:
     """Ask MODEL (a deployment or model name) PROMPT; `-` reads the prompt from stdin."""
+    if output is None:
+        output = state.output if state.output in ("json", "yaml") else "text"
+    if output == "table":
+        output = "text"
+    state.output = "json" if output == "json" else ("yaml" if output == "yaml" else "table")
     if prompt == "-":
         prompt = sys.stdin.read()
     messages: list[ChatCompletionMessageParam] = []
@@ -48,12 +53,12 @@ def chat(
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": prompt})
     completions = state.client.chat.completions
-    if no_stream or output == "json":
+    if no_stream or output in ("json", "yaml"):
         completion = completions.create(
             model=model, messages=messages, max_tokens=max_tokens, temperature=temperature
         )
-        if output == "json":
-            print(dump(to_data(completion), "json"))
+        if output in ("json", "yaml"):
+            print(dump(to_data(completion), output))
         else:
             print(completion.choices[0].message.content or "" if completion.choices else "")
         return

@@ -7,7 +7,6 @@ execution does not complete.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from collections.abc import Mapping
@@ -23,9 +22,18 @@ from rich.text import Text
 from budai.dsl import Pipeline as DslPipeline
 from budai.dsl import PipelineValidationError
 from budai.exceptions import ConflictError
-from budai.types import Execution, Pipeline
+from budai.types import Execution
 
-from ._app import State, fail, output_option, parse_pairs, pass_state
+from ._app import (
+    State,
+    confirm_delete,
+    emit,
+    fail,
+    output_option,
+    parse_pairs,
+    pass_state,
+    yes_option,
+)
 from ._loader import LoadedPipeline, load_pipeline_file
 from ._render import (
     STATUS_STYLES,
@@ -37,6 +45,7 @@ from ._render import (
     print_objects,
     to_data,
 )
+from ._resolve import pipeline_id, resolve_pipeline
 
 __all__ = ["executions", "pipelines"]
 
@@ -74,19 +83,9 @@ def _checked(loaded: LoadedPipeline) -> Any:
     try:
         return loaded.definition()
     except PipelineValidationError as exc:
-        fail(str(exc))
+        fail(str(exc), problems=exc.problems)
 
 
-def resolve_pipeline(state: State, ref: str) -> Pipeline:
-    """A pipeline by id (``pipe_...``) or by name."""
-    if ref.startswith("pipe_"):
-        return state.client.pipelines.get(ref)
-    matches = [p for p in state.client.pipelines.list(name=ref) if p.name == ref]
-    if not matches:
-        fail(f"no pipeline named {ref!r}")
-    if len(matches) > 1:
-        fail(f"several pipelines are named {ref!r}: " + ", ".join(p.id for p in matches))
-    return matches[0]
 
 
 # -- pipelines ---------------------------------------------------------------------------------
@@ -106,7 +105,7 @@ def pipelines() -> None:
 def pipelines_list(state: State, name: str | None, status: Any, limit: int) -> None:
     """List pipelines."""
     page = state.client.pipelines.list(name=name, status=status, limit=min(limit, 100))
-    print_objects(itertools.islice(page, limit), PIPELINE_COLUMNS, state.output, "pipelines")
+    print_objects(page, PIPELINE_COLUMNS, state.output, "pipelines", limit=limit)
 
 
 @pipelines.command("get")
@@ -215,36 +214,45 @@ def pipelines_update(
 
 @pipelines.command("delete")
 @click.argument("pipeline")
+@yes_option
+@output_option
 @pass_state
-def pipelines_delete(state: State, pipeline: str) -> None:
+def pipelines_delete(state: State, pipeline: str, yes: bool) -> None:
     """Delete a pipeline (by id or name)."""
-    target = resolve_pipeline(state, pipeline)
-    state.client.pipelines.delete(target.id)
-    click.echo(f"deleted {target.id}")
+    target = pipeline_id(state, pipeline)
+    confirm_delete(f"pipeline {pipeline}" + ("" if pipeline == target else f" ({target})"), yes)
+    state.client.pipelines.delete(target)
+    emit(state, {"id": target, "deleted": True}, f"deleted {target}")
 
 
 @pipelines.command("validate")
 @file_option
 @click.option("--server", is_flag=True, help="Also ask the gateway (needs an API key).")
+@output_option
 @pass_state
 def pipelines_validate(state: State, file: str, server: bool) -> None:
-    """Check a pipeline file without creating it; exit 1 when it has problems."""
+    """Check a pipeline file without creating it; exit 1 listing every problem.
+
+    Locally: the graph (ids, dependencies, cycles, conditions on upstream steps), the action
+    catalogue (unknown actions, misspelt, missing or mistyped params) and the template
+    grammar. --server also asks the gateway.
+    """
     loaded = load_pipeline_file(file)
     definition = _checked(loaded)
     if server:
         result = state.client.pipelines.validate(definition)
         if not result.valid:
-            lines = [
-                f"  - {e.param}: {e.message}" if e.param else f"  - {e.message}"
-                for e in result.errors
-            ]
-            fail(f"the gateway found {len(lines)} problem(s):\n" + "\n".join(lines))
-    click.echo(f"valid: {len(definition['steps'])} steps")
+            problems = [f"{e.param}: {e.message}" if e.param else e.message for e in result.errors]
+            lines = "\n".join(f"  - {p}" for p in problems)
+            fail(f"the gateway found {len(problems)} problem(s):\n{lines}", problems=problems)
+    steps = len(definition["steps"])
+    emit(state, {"valid": True, "steps": steps}, f"valid: {steps} steps")
 
 
 @pipelines.command("graph")
 @click.argument("pipeline", required=False)
 @click.option("-f", "--file", "file", metavar="FILE", help="Draw a pipeline file instead.")
+@output_option
 @pass_state
 def pipelines_graph(state: State, pipeline: str | None, file: str | None) -> None:
     """Print a pipeline's graph as a Mermaid flowchart."""
@@ -255,7 +263,11 @@ def pipelines_graph(state: State, pipeline: str | None, file: str | None) -> Non
         builder = DslPipeline.from_definition(found.definition, name=found.name)
     else:
         raise click.UsageError("give a PIPELINE or -f FILE")
-    click.echo(builder.to_mermaid(), nl=False)
+    mermaid = builder.to_mermaid()
+    if state.output == "table":
+        click.echo(mermaid, nl=False)
+    else:
+        emit(state, {"name": builder.name, "mermaid": mermaid}, mermaid)
 
 
 # -- executions --------------------------------------------------------------------------------
@@ -280,7 +292,7 @@ def executions_list(state: State, pipeline: str | None, status: Any, limit: int)
     page = state.client.executions.list(
         pipeline_id=pipeline_id, status=status, limit=min(limit, 100)
     )
-    print_objects(itertools.islice(page, limit), EXECUTION_COLUMNS, state.output, "executions")
+    print_objects(page, EXECUTION_COLUMNS, state.output, "executions", limit=limit)
 
 
 @executions.command("get")

@@ -17,7 +17,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Columns", "err_console", "out_console", "print_object", "print_objects", "to_data"]
+__all__ = [
+    "Columns",
+    "err_console",
+    "limited",
+    "number",
+    "out_console",
+    "print_object",
+    "print_objects",
+    "to_data",
+]
 
 Columns = Sequence[tuple[str, "str | Callable[[Mapping[str, Any]], Any]"]]
 """(header, field) pairs; a field is a dotted path (``auto_scaling.enabled``) or a function of
@@ -98,20 +107,62 @@ def _field(data: Mapping[str, Any], path: str | Callable[[Mapping[str, Any]], An
     return value
 
 
+def number(value: float | int, field: str = "") -> str:
+    """Every number the CLI prints, one way: sizes in binary units, percentages and seconds
+    with fixed decimals, other floats with two, integers with thousands separators."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if field == "size_bytes" or field.endswith("_bytes"):
+        return human_bytes(int(value))
+    if field.endswith("_percent"):
+        return f"{value:.1f}%"
+    if field.endswith("_seconds") or field == "elapsed":
+        return f"{value:.2f}s"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}"
+
+
+def timestamp(text: str) -> str:
+    """``2026-12-01T22:20:13.123456Z`` -> ``2026-12-01 22:20:13Z`` (UTC, to the second)."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return when.strftime("%Y-%m-%d %H:%M:%SZ") if when.utcoffset() is not None else text
+
+
 def cell(value: Any, field: str = "") -> Text:
-    """One table cell: statuses coloured, empty values dimmed, structures as compact JSON."""
+    """One table cell: statuses coloured, empty values dimmed, structures as compact JSON,
+    numbers and timestamps in one format."""
     if value is None or value == "":
         return Text("-", style="dim")
     if isinstance(value, bool):
         return Text("yes" if value else "no")
     if isinstance(value, dict | list):
         return Text(json.dumps(value, ensure_ascii=False))
+    if isinstance(value, int | float):
+        return Text(number(value, field))
     text = str(value)
     if field.endswith("status") and text in STATUS_STYLES:
         return Text(text, style=STATUS_STYLES[text])
-    if field == "size_bytes" and isinstance(value, int):
-        return Text(human_bytes(value))
+    if field.endswith("_at"):
+        return Text(timestamp(text))
     return Text(text)
+
+
+def limited(items: Iterable[Any], limit: int) -> tuple[list[Any], bool]:
+    """The first ``limit`` items, and whether there were more (a page that already holds
+    enough answers from its ``has_more`` without fetching the next one)."""
+    data = getattr(items, "data", None)
+    if isinstance(data, list) and len(data) >= limit:
+        return data[:limit], len(data) > limit or bool(getattr(items, "has_more", False))
+    out: list[Any] = []
+    for item in items:
+        if len(out) == limit:
+            return out, True
+        out.append(item)
+    return out, False
 
 
 def human_bytes(size: int) -> str:
@@ -124,9 +175,20 @@ def human_bytes(size: int) -> str:
     return f"{size} B"
 
 
-def print_objects(items: Iterable[Any], columns: Columns, fmt: str, title: str = "") -> None:
-    """Print a list of objects as a table (``columns``) or as JSON / YAML (every field)."""
+def print_objects(
+    items: Iterable[Any], columns: Columns, fmt: str, title: str = "", limit: int | None = None
+) -> None:
+    """Print a list of objects as a table (``columns``) or as JSON / YAML (every field). With
+    ``limit``, at most that many, and a note on stderr when more exist."""
+    cut = False
+    if limit is not None:
+        items, cut = limited(items, limit)
     rows = [to_data(item) for item in items]
+    if cut:
+        err_console().print(
+            f"showing the first {limit} {title or 'items'}; more exist (raise --limit)",
+            style="dim",
+        )
     if fmt != "table":
         print(dump(rows, fmt))
         return

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +17,21 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from budai.exceptions import NotFoundError
 from budai.types import AutoScaling, Deployment, Model, Resources
 
-from ._app import State, fail, output_option, parse_pairs, pass_state
+from ._app import (
+    State,
+    confirm_delete,
+    emit,
+    fail,
+    output_option,
+    parse_pairs,
+    pass_state,
+    yes_option,
+)
 from ._render import err_console, print_object, print_objects
+from ._resolve import cluster_id as to_cluster_id
+from ._resolve import deployment_id as to_deployment_id
+from ._resolve import model_id as to_model_id
+from ._resolve import resolve_cluster, resolve_deployment, resolve_model
 
 __all__ = ["clusters", "deployments", "models"]
 
@@ -111,16 +123,16 @@ def models() -> None:
 def models_list(state: State, name: str | None, status: Any, source: Any, limit: int) -> None:
     """List models."""
     page = state.client.models.list(name=name, status=status, source=source, limit=min(limit, 100))
-    print_objects(itertools.islice(page, limit), MODEL_COLUMNS, state.output, "models")
+    print_objects(page, MODEL_COLUMNS, state.output, "models", limit=limit)
 
 
 @models.command("get")
-@click.argument("model_id")
+@click.argument("model")
 @output_option
 @pass_state
-def models_get(state: State, model_id: str) -> None:
-    """Show one model."""
-    print_object(state.client.models.get(model_id), state.output)
+def models_get(state: State, model: str) -> None:
+    """Show one model (by id or name)."""
+    print_object(resolve_model(state, model), state.output)
 
 
 @models.command("create")
@@ -179,19 +191,23 @@ def wait_for_model(state: State, model: Model, timeout: float) -> Model:
 
 
 @models.command("delete")
-@click.argument("model_id")
+@click.argument("model")
 @click.option("--wait", is_flag=True, help="Wait until the model is gone.")
+@yes_option
 @timeout_option
 @output_option
 @pass_state
-def models_delete(state: State, model_id: str, wait: bool, wait_timeout: float) -> None:
-    """Delete a model (it must not be used by a deployment)."""
-    model = state.client.models.delete(model_id)
+def models_delete(state: State, model: str, wait: bool, yes: bool, wait_timeout: float) -> None:
+    """Delete a model, by id or name (it must not be used by a deployment)."""
+    model_id = to_model_id(state, model)
+    confirm_delete(f"model {model}" + ("" if model == model_id else f" ({model_id})"), yes)
+    deleting = state.client.models.delete(model_id)
     if wait:
         _wait_gone(lambda: state.client.models.get(model_id), wait_timeout, f"model {model_id}")
-        click.echo(f"deleted {model_id}")
+        emit(state, {"id": model_id, "deleted": True}, f"deleted {model_id}")
         return
-    print_object(model, state.output)
+
+    print_object(deleting, state.output)
 
 
 def _wait_gone(fetch: Callable[[], Any], timeout: float, what: str) -> None:
@@ -215,8 +231,8 @@ def deployments() -> None:
 
 @deployments.command("list")
 @click.option("--name")
-@click.option("--model", "model_id", help="Only deployments of this model id.")
-@click.option("--cluster", "cluster_id", help="Only deployments on this cluster id.")
+@click.option("--model", "model_ref", help="Only deployments of this model (id or name).")
+@click.option("--cluster", "cluster_ref", help="Only deployments on this cluster (id or name).")
 @click.option(
     "--status",
     type=click.Choice(["pending", "deploying", "active", "scaling", "failed", "stopped"]),
@@ -227,30 +243,32 @@ def deployments() -> None:
 def deployments_list(
     state: State,
     name: str | None,
-    model_id: str | None,
-    cluster_id: str | None,
+    model_ref: str | None,
+    cluster_ref: str | None,
     status: Any,
     limit: int,
 ) -> None:
     """List deployments."""
+    model_id = to_model_id(state, model_ref) if model_ref else None
+    cluster_id = to_cluster_id(state, cluster_ref) if cluster_ref else None
     page = state.client.deployments.list(
         name=name, model_id=model_id, cluster_id=cluster_id, status=status, limit=min(limit, 100)
     )
-    print_objects(itertools.islice(page, limit), DEPLOYMENT_COLUMNS, state.output, "deployments")
+    print_objects(page, DEPLOYMENT_COLUMNS, state.output, "deployments", limit=limit)
 
 
 @deployments.command("get")
-@click.argument("deployment_id")
+@click.argument("deployment")
 @output_option
 @pass_state
-def deployments_get(state: State, deployment_id: str) -> None:
-    """Show one deployment."""
-    print_object(state.client.deployments.get(deployment_id), state.output)
+def deployments_get(state: State, deployment: str) -> None:
+    """Show one deployment (by id or name)."""
+    print_object(resolve_deployment(state, deployment), state.output)
 
 
 @deployments.command("create")
-@click.option("--model", "model_id", required=True, help="Model id.")
-@click.option("--cluster", "cluster_id", required=True, help="Cluster id.")
+@click.option("--model", "model_ref", required=True, help="Model id or name.")
+@click.option("--cluster", "cluster_ref", required=True, help="Cluster id or name.")
 @click.option("--name")
 @click.option("--replicas", type=click.IntRange(0))
 @click.option("--cpu", help="CPU per replica (Kubernetes quantity, e.g. 2 or 500m).")
@@ -265,8 +283,8 @@ def deployments_get(state: State, deployment_id: str) -> None:
 @pass_state
 def deployments_create(
     state: State,
-    model_id: str,
-    cluster_id: str,
+    model_ref: str,
+    cluster_ref: str,
     name: str | None,
     replicas: int | None,
     cpu: str | None,
@@ -294,8 +312,8 @@ def deployments_create(
             raise click.UsageError("--min-replicas and --max-replicas go together")
         auto_scaling = {"enabled": True, "min_replicas": min_replicas, "max_replicas": max_replicas}
     dep = state.client.deployments.create(
-        model_id=model_id,
-        cluster_id=cluster_id,
+        model_id=to_model_id(state, model_ref),
+        cluster_id=to_cluster_id(state, cluster_ref),
         name=name,
         replicas=replicas,
         resources=resources,
@@ -335,17 +353,17 @@ def wait_for_deployment(state: State, dep: Deployment, timeout: float) -> Deploy
 
 
 @deployments.command("scale")
-@click.argument("deployment_id")
+@click.argument("deployment")
 @click.argument("replicas", type=click.IntRange(0))
 @click.option("--wait", is_flag=True, help="Wait until the deployment is active again.")
 @timeout_option
 @output_option
 @pass_state
 def deployments_scale(
-    state: State, deployment_id: str, replicas: int, wait: bool, wait_timeout: float
+    state: State, deployment: str, replicas: int, wait: bool, wait_timeout: float
 ) -> None:
-    """Set a deployment's replica count."""
-    dep = state.client.deployments.scale(deployment_id, replicas)
+    """Set a deployment's replica count (DEPLOYMENT is an id or a name)."""
+    dep = state.client.deployments.scale(to_deployment_id(state, deployment), replicas)
     if wait:
         dep = wait_for_deployment(state, dep, wait_timeout)
     print_object(dep, state.output)
@@ -354,31 +372,37 @@ def deployments_scale(
 
 
 @deployments.command("stop")
-@click.argument("deployment_id")
+@click.argument("deployment")
 @output_option
 @pass_state
-def deployments_stop(state: State, deployment_id: str) -> None:
-    """Stop serving a deployment (its settings are kept)."""
-    print_object(state.client.deployments.stop(deployment_id), state.output)
+def deployments_stop(state: State, deployment: str) -> None:
+    """Stop serving a deployment, by id or name (its settings are kept)."""
+    print_object(state.client.deployments.stop(to_deployment_id(state, deployment)), state.output)
 
 
 @deployments.command("start")
-@click.argument("deployment_id")
+@click.argument("deployment")
 @output_option
 @pass_state
-def deployments_start(state: State, deployment_id: str) -> None:
-    """Start a stopped deployment."""
-    print_object(state.client.deployments.start(deployment_id), state.output)
+def deployments_start(state: State, deployment: str) -> None:
+    """Start a stopped deployment (by id or name)."""
+    print_object(state.client.deployments.start(to_deployment_id(state, deployment)), state.output)
 
 
 @deployments.command("delete")
-@click.argument("deployment_id")
+@click.argument("deployment")
 @click.option("--wait", is_flag=True, help="Wait until the deployment is gone.")
+@yes_option
 @timeout_option
 @output_option
 @pass_state
-def deployments_delete(state: State, deployment_id: str, wait: bool, wait_timeout: float) -> None:
-    """Tear a deployment down."""
+def deployments_delete(
+    state: State, deployment: str, wait: bool, yes: bool, wait_timeout: float
+) -> None:
+    """Tear a deployment down (by id or name)."""
+    deployment_id = to_deployment_id(state, deployment)
+    shown = deployment if deployment == deployment_id else f"{deployment} ({deployment_id})"
+    confirm_delete(f"deployment {shown}", yes)
     dep = state.client.deployments.delete(deployment_id)
     if wait:
         _wait_gone(
@@ -386,7 +410,7 @@ def deployments_delete(state: State, deployment_id: str, wait: bool, wait_timeou
             wait_timeout,
             f"deployment {deployment_id}",
         )
-        click.echo(f"deleted {deployment_id}")
+        emit(state, {"id": deployment_id, "deleted": True}, f"deleted {deployment_id}")
         return
     print_object(dep, state.output)
 
@@ -414,25 +438,25 @@ def clusters_list(state: State, name: str | None, status: Any, provider: Any, li
     page = state.client.clusters.list(
         name=name, status=status, provider=provider, limit=min(limit, 100)
     )
-    print_objects(itertools.islice(page, limit), CLUSTER_COLUMNS, state.output, "clusters")
+    print_objects(page, CLUSTER_COLUMNS, state.output, "clusters", limit=limit)
 
 
 @clusters.command("get")
-@click.argument("cluster_id")
+@click.argument("cluster")
 @output_option
 @pass_state
-def clusters_get(state: State, cluster_id: str) -> None:
-    """Show one cluster."""
-    print_object(state.client.clusters.get(cluster_id), state.output)
+def clusters_get(state: State, cluster: str) -> None:
+    """Show one cluster (by id or name)."""
+    print_object(resolve_cluster(state, cluster), state.output)
 
 
 @clusters.command("health")
-@click.argument("cluster_id")
+@click.argument("cluster")
 @output_option
 @pass_state
-def clusters_health(state: State, cluster_id: str) -> None:
-    """Show a cluster's health and free capacity; exit 1 when it is unhealthy."""
-    health = state.client.clusters.health(cluster_id)
+def clusters_health(state: State, cluster: str) -> None:
+    """Show a cluster's health and free capacity (by id or name); exit 1 when unhealthy."""
+    health = state.client.clusters.health(to_cluster_id(state, cluster))
     print_object(health, state.output)
     if health.status == "unhealthy":
         raise SystemExit(1)

@@ -90,7 +90,7 @@ def test_models_create_wait_shows_download_progress(budai: Budai, unique: str) -
     assert "100%" in created.err  # the progress bar ends full, on stderr
     listed = json.loads(budai("models", "list", "--name", f"m-{unique}", "-o", "json").out)
     assert [m["id"] for m in listed] == [model["id"]]
-    gone = budai("models", "delete", model["id"], "--wait")
+    gone = budai("models", "delete", model["id"], "--wait", "--yes")
     assert gone.code == 0 and f"deleted {model['id']}" in gone.out
     assert budai("models", "get", model["id"]).code == 1
 
@@ -147,7 +147,7 @@ def test_deployments_create_scale_and_chat_streaming(budai: Budai, unique: str) 
     unknown = budai("chat", f"nope-{unique}", "hi")
     assert unknown.code == 1 and "404" in unknown.err
 
-    assert budai("deployments", "delete", str(dep["id"]), "--wait").code == 0
+    assert budai("deployments", "delete", str(dep["id"]), "--wait", "--yes").code == 0
 
 
 # -- pipelines and executions ------------------------------------------------------------------
@@ -248,7 +248,7 @@ def test_pipelines_create_from_python_files(budai: Budai, tmp_path: Path, unique
     graph = budai("pipelines", "graph", f"health-{unique}")
     assert graph.out.startswith("flowchart TD") and "s_probe --> s_up" in graph.out
 
-    deleted = budai("pipelines", "delete", f"second-{unique}")
+    deleted = budai("pipelines", "delete", f"second-{unique}", "--yes")
     assert deleted.code == 0 and deleted.out.startswith("deleted pipe_")
 
 
@@ -257,10 +257,11 @@ def test_pipelines_validate_locally_and_on_the_server(budai: Budai, tmp_path: Pa
         checked = budai("pipelines", "validate", "--server", "-f", str(EXAMPLES / example))
         assert checked.code == 0, (example, checked.err)
         assert checked.out.startswith("valid: ")
-    # Valid for the DSL's graph checks, but the gateway knows its action catalogue.
+    # The local check knows the action catalogue too (issue 16), as the gateway does.
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("steps:\n  - id: x\n    action: teleport\n")
-    assert budai("pipelines", "validate", "-f", str(unknown)).code == 0
+    local = budai("pipelines", "validate", "-f", str(unknown))
+    assert local.code == 1 and "unknown action 'teleport'" in local.err
     server = budai("pipelines", "validate", "--server", "-f", str(unknown))
     assert server.code == 1 and "teleport" in server.err
 
