@@ -74,10 +74,9 @@ def _error_out(state: State | None, message: str, **details: Any) -> None:
     if state is not None:
         message = state.scrub(message)
     if state is not None and state.output in ("json", "yaml"):
-        from ._render import dump
-
         body = {"message": message, **{k: v for k, v in details.items() if v is not None}}
-        click.echo(dump({"error": body}, "json"), err=True)
+        # One line, the last on stderr, so a script finds it after any progress output.
+        click.echo(json.dumps({"error": body}, ensure_ascii=False), err=True)
     else:
         click.echo(f"error: {message}", err=True)
 

@@ -102,7 +102,9 @@ def test_models_create_wait_exits_1_when_the_download_fails(budai: Budai, unique
     )  # fmt: skip
     assert failed.code == 1
     assert json.loads(failed.out)["status"] == "error"
-    assert failed.err.strip().splitlines()[-1].startswith("error: model ")
+    # Under -o json the error is JSON too (issue 16): one object on the last line of stderr.
+    error = json.loads(failed.err.strip().splitlines()[-1])["error"]
+    assert error["message"].startswith("model ") and error["type"] == "operation_failed"
 
 
 def _deployment(budai: Budai, unique: str) -> dict[str, object]:

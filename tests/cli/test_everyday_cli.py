@@ -9,19 +9,19 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 
 from budai.cli import cli
 
-from .conftest import Budai
+from .conftest import Budai, Result
 
 
-def j(result: object) -> object:
-    out = getattr(result, "out")
-    assert getattr(result, "code") == 0, getattr(result, "err")
-    return json.loads(out)
+def j(result: Result) -> Any:
+    assert result.code == 0, result.err
+    return json.loads(result.out)
 
 
 def test_every_command_takes_output(budai: Budai) -> None:
@@ -58,7 +58,7 @@ def test_names_or_ids_everywhere(budai: Budai, unique: str) -> None:
     scaled = j(budai("deployments", "scale", f"d-{unique}", "2", "--wait", "-o", "json"))
     assert isinstance(scaled, dict) and scaled["replicas"] == 2
     listed = j(budai("deployments", "list", "--model", name, "-o", "json"))
-    assert [d["id"] for d in listed] == [dep["id"]]  # type: ignore[union-attr]
+    assert [d["id"] for d in listed] == [dep["id"]]
     stopped = j(budai("deployments", "stop", f"d-{unique}", "-o", "json"))
     assert isinstance(stopped, dict) and stopped["status"] == "stopped"
     missing = budai("models", "get", f"ghost-{unique}")
