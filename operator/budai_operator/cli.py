@@ -1,6 +1,6 @@
 """`budai-operator run`: kopf with the Bud operator's settings.
 
-    budai-operator run [--namespace NS ...] [--gateway-url URL] [--api-key-file PATH] ...
+    budai-operator run [-n NS ... | -A] [--gateway-url URL] [--api-key-file PATH] ...
 
 The gateway URL comes from `--gateway-url`, `BUD_GATEWAY_URL` or `BUD_BASE_URL`; the API key from
 `--api-key-file` / `BUD_API_KEY_FILE` (a mounted Secret) or `BUD_API_KEY`. The key is never
@@ -31,87 +31,133 @@ def build_parser() -> argparse.ArgumentParser:
     env = os.environ
     parser = argparse.ArgumentParser(prog="budai-operator", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the operator")
-    run.add_argument(
+    run = sub.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the operator. Every flag also has an environment variable, shown in "
+        "its help; a flag wins over its variable.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
         "-n",
         "--namespace",
         action="append",
         default=None,
-        help="namespace (or kopf glob) to watch; repeat for several; default: all (BUD_NAMESPACES)",
+        help="namespace (or kopf glob) to watch; repeat for several (BUD_NAMESPACES, "
+        "comma-separated); without -n or -A: all namespaces",
+    )
+    where.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (cluster-wide; as kopf and kubectl spell it), whatever "
+        "BUD_NAMESPACES says",
     )
     run.add_argument(
         "--gateway-url",
         default=env.get("BUD_GATEWAY_URL") or env.get("BUD_BASE_URL") or DEFAULT_GATEWAY_URL,
+        help="Bud gateway base URL, with /v1 (BUD_GATEWAY_URL, else BUD_BASE_URL)",
     )
     run.add_argument(
         "--api-key-file",
         default=env.get("BUD_API_KEY_FILE"),
-        help="file holding the API key (a mounted Secret); else BUD_API_KEY",
+        help="file holding the API key, e.g. a mounted Secret (BUD_API_KEY_FILE); "
+        "without it, BUD_API_KEY",
     )
     run.add_argument(
-        "--log-format", choices=("json", "plain", "full"), default=env.get("BUD_LOG_FORMAT", "json")
+        "--log-format",
+        choices=("json", "plain", "full"),
+        default=env.get("BUD_LOG_FORMAT", "json"),
+        help="log line format (BUD_LOG_FORMAT)",
     )
-    run.add_argument("--verbose", action="store_true")
+    run.add_argument("--verbose", action="store_true", help="debug logging, kopf's included")
     run.add_argument(
-        "--in-flight-interval", type=float, default=_env_float("BUD_IN_FLIGHT_INTERVAL", 10.0)
+        "--in-flight-interval",
+        type=float,
+        default=_env_float("BUD_IN_FLIGHT_INTERVAL", 10.0),
+        help="seconds between polls of an object whose remote side is still changing "
+        "(BUD_IN_FLIGHT_INTERVAL)",
     )
     run.add_argument(
-        "--stable-interval", type=float, default=_env_float("BUD_STABLE_INTERVAL", 300.0)
+        "--stable-interval",
+        type=float,
+        default=_env_float("BUD_STABLE_INTERVAL", 300.0),
+        help="seconds between polls of a settled object (BUD_STABLE_INTERVAL)",
     )
     run.add_argument(
         "--refresh-interval",
         type=float,
         default=_env_float("BUD_REFRESH_INTERVAL", 30.0),
-        help="period of the list-based refresh of each kind",
+        help="seconds between list-based refreshes of each kind (BUD_REFRESH_INTERVAL)",
     )
     run.add_argument(
-        "--cluster-interval", type=float, default=_env_float("BUD_CLUSTER_INTERVAL", 15.0)
+        "--cluster-interval",
+        type=float,
+        default=_env_float("BUD_CLUSTER_INTERVAL", 15.0),
+        help="seconds between reads of cluster health (BUD_CLUSTER_INTERVAL)",
     )
     run.add_argument(
         "--rate-limit",
         type=float,
         default=_env_float("BUD_RATE_LIMIT", 10.0),
-        help="gateway requests per second (token bucket)",
+        help="gateway requests per second, shared by all reconciles (BUD_RATE_LIMIT)",
     )
-    run.add_argument("--burst", type=int, default=int(env.get("BUD_RATE_BURST", "100")))
+    run.add_argument(
+        "--burst",
+        type=int,
+        default=int(env.get("BUD_RATE_BURST", "100")),
+        help="requests allowed at once above --rate-limit (token bucket size; BUD_RATE_BURST)",
+    )
     run.add_argument(
         "--workers",
         type=int,
         default=int(env.get("BUD_WORKERS", "64")),
-        help="reconciles that may run at once (each object at most once)",
+        help="reconciles that may run at once, each object at most once (BUD_WORKERS)",
     )
     run.add_argument(
         "--metrics-port",
         type=int,
         default=int(env.get("BUD_METRICS_PORT", "8080")),
-        help="Prometheus metrics port (0 disables)",
+        help="Prometheus metrics port, 0 disables (BUD_METRICS_PORT)",
     )
     run.add_argument(
         "--health-port",
         type=int,
         default=int(env.get("BUD_HEALTH_PORT", "8081")),
-        help="liveness/readiness port serving /healthz (0 disables)",
+        help="liveness/readiness port serving /healthz, 0 disables (BUD_HEALTH_PORT)",
     )
-    run.add_argument("--bind-address", default=env.get("BUD_BIND_ADDRESS", "0.0.0.0"))
+    run.add_argument(
+        "--bind-address",
+        default=env.get("BUD_BIND_ADDRESS", "0.0.0.0"),
+        help="address the metrics and health ports listen on (BUD_BIND_ADDRESS)",
+    )
     run.add_argument(
         "--peering",
         default=env.get("BUD_PEERING", "bud-operator"),
-        help="kopf peering name: one active instance among replicas",
+        help="kopf peering name: one active instance among replicas (BUD_PEERING)",
     )
     run.add_argument(
         "--standalone",
         action="store_true",
         default=env.get("BUD_STANDALONE", "") == "true",
-        help="no peering (a single replica)",
+        help="no peering, for a single replica (BUD_STANDALONE=true)",
     )
-    run.add_argument("--priority", type=int, default=int(env.get("BUD_PRIORITY", "0")))
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=int(env.get("BUD_PRIORITY", "0")),
+        help="peering priority: the highest running instance is the active one (BUD_PRIORITY)",
+    )
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> OperatorSettings:
     """Typed settings from parsed arguments (the key is read here, from file or environment)."""
     namespaces = args.namespace
-    if namespaces is None:
+    if getattr(args, "all_namespaces", False):
+        namespaces = []
+    elif namespaces is None:
         namespaces = [n for n in os.environ.get("BUD_NAMESPACES", "").split(",") if n.strip()]
     key: SecretStr = read_api_key(args.api_key_file)
     return OperatorSettings(

@@ -334,3 +334,23 @@ async def test_our_own_pipeline_status_write_wakes_its_executions() -> None:
         assert not runtime.scheduler.pending(st.uid)  # nothing the execution waits on changed
     finally:
         await gw.aclose()
+
+
+def test_cli_all_namespaces_and_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-A/--all-namespaces` as kopf and kubectl spell it; every flag says what it does."""
+    key_file = tmp_path / "api-key"
+    key_file.write_text(KEY, encoding="utf-8")
+    monkeypatch.setenv("BUD_NAMESPACES", "team-a,team-b")
+    parser = build_parser()
+    scoped = settings_from(parser.parse_args(["run", "--api-key-file", str(key_file)]))
+    assert scoped.namespaces == ("team-a", "team-b")
+    for flag in ("-A", "--all-namespaces"):
+        every = settings_from(parser.parse_args(["run", flag, "--api-key-file", str(key_file)]))
+        assert every.namespaces == ()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "-A", "-n", "x"])  # one or the other
+    run = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["run"]
+    undocumented = [a.dest for a in run._actions if a.dest != "help" and not a.help]
+    assert not undocumented, undocumented
