@@ -93,6 +93,9 @@ def test_gateway_block(block: Block, gateway: Any) -> None:
     env = _env({"BUD_API_KEY": gateway.api_key, "BUD_BASE_URL": gateway.url})
     out = _run(block, env, ROOT)
     assert gateway.api_key not in out
+    # Examples are copied and re-run: a second run must work too (create-or-get, apply).
+    again = _run(block, env, ROOT)
+    assert gateway.api_key not in again
 
 
 @pytest.mark.parametrize("block", _blocks("background"))
