@@ -1,9 +1,9 @@
 """Local checks of a compiled definition: what the action catalogue and the template grammar
 can tell without a gateway.
 
-* The catalogue (``catalogue.json``, a copy of the gateway's ``GET /actions`` kept in sync by
-  ``hack/gen_action_catalogue.py`` and a drift test): unknown actions, misspelt or missing
-  params (with a "did you mean"), literal values of the wrong type or outside an enum.
+* The catalogue (``budai.pipeline_actions``, the same table the gateway serves and validates
+  with): unknown actions, misspelt or missing params (with a "did you mean"), literal values of
+  the wrong type or outside an enum.
 * The grammar (Jinja2, as the gateway evaluates it; imported only when a definition holds a
   template): conditions and templates that do not parse, unknown names, filters and tests,
   and ``_private`` attributes the sandbox refuses. Without Jinja2 installed, only unbalanced
@@ -14,35 +14,16 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 import re
 from collections.abc import Iterator, Mapping
-from importlib import resources
 from typing import Any
 
-__all__ = ["catalogue", "check_steps"]
+from ..pipeline_actions import ACTIONS, is_template, param_problems
+
+__all__ = ["check_steps"]
 
 ROOT_NAMES = frozenset({"params", "steps"})
 _FULL_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "number": (int, float),
-    "integer": (int,),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list, tuple),
-}
-
-
-@functools.cache
-def catalogue() -> dict[str, dict[str, Any]]:
-    """The built-in actions: name -> ``{"description", "parameters"}`` (a JSON schema)."""
-    text = resources.files("budai.dsl").joinpath("catalogue.json").read_text(encoding="utf-8")
-    return {a["name"]: a for a in json.loads(text)}
-
-
-def _is_template(value: str) -> bool:
-    return "{{" in value or "{%" in value
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -54,50 +35,6 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             yield from _strings(v, f"{path}[{i}]")
-
-
-def _type_problem(name: str, value: Any, schema: Mapping[str, Any]) -> str | None:
-    if isinstance(value, str) and _is_template(value):
-        return None  # rendered at run time; its type is known only then
-    enum = schema.get("enum")
-    if enum is not None and value not in enum:
-        return f"param {name!r} must be one of {', '.join(map(repr, enum))}, not {value!r}"
-    kinds = schema.get("type")
-    if kinds is None:
-        return None
-    allowed = [kinds] if isinstance(kinds, str) else list(kinds)
-    ok = any(
-        isinstance(value, _JSON_TYPES.get(k, (object,)))
-        and not (k in ("integer", "number") and isinstance(value, bool))
-        for k in allowed
-    )
-    if not ok:
-        return f"param {name!r} must be {' or '.join(allowed)}, not {type(value).__name__}"
-    return None
-
-
-def _param_problems(action: str, params: Any) -> list[str]:
-    spec = catalogue()[action]["parameters"]
-    if not isinstance(params, Mapping):
-        return [f"params must be an object, not {type(params).__name__}"]
-    props: Mapping[str, Any] = spec.get("properties", {})
-    out: list[str] = []
-    if not spec.get("additionalProperties", True):
-        for name in params:
-            if name not in props:
-                close = difflib.get_close_matches(str(name), list(props), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                known = ", ".join(props) or "none"
-                out.append(f"unknown param {name!r} for action {action!r} (known: {known}){hint}")
-    for name in spec.get("required", []):
-        if name not in params:
-            out.append(f"action {action!r} needs param {name!r}")
-    for name, value in params.items():
-        if name in props:
-            problem = _type_problem(str(name), value, props[name])
-            if problem:
-                out.append(problem)
-    return out
 
 
 # -- the template grammar ----------------------------------------------------------------------
@@ -163,27 +100,28 @@ def _grammar_problem(source: str, expression: bool) -> str | None:
 def check_steps(steps: list[Mapping[str, Any]]) -> list[str]:
     """Every catalogue and grammar problem of compiled steps, each naming its step."""
     problems: list[str] = []
-    actions = catalogue()
     for step in steps:
         sid = step.get("id")
         action = step.get("action")
         params = step.get("params") or {}
-        if action not in actions:
-            close = difflib.get_close_matches(str(action), list(actions), n=1)
+        if action not in ACTIONS:
+            close = difflib.get_close_matches(str(action), list(ACTIONS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
                 f"step {sid!r}: unknown action {action!r} (`budai actions list` shows the "
                 f"catalogue){hint}"
             )
+        elif not isinstance(params, Mapping):
+            problems.append(f"step {sid!r}: params must be an object, not {type(params).__name__}")
         else:
-            problems.extend(f"step {sid!r}: {p}" for p in _param_problems(str(action), params))
+            problems.extend(f"step {sid!r}: {m}" for _, m in param_problems(str(action), params))
         condition = step.get("condition")
         if isinstance(condition, str):
             problem = _grammar_problem(condition, expression=True)
             if problem:
                 problems.append(f"step {sid!r}: invalid condition: {problem}")
         for path, text in _strings(params, "params"):
-            if _is_template(text):
+            if is_template(text):
                 problem = _grammar_problem(text, expression=False)
                 if problem:
                     problems.append(f"step {sid!r}: {path}: invalid template: {problem}")

@@ -132,7 +132,7 @@ def test_validate_lists_every_problem_locally(budai: Budai, tmp_path: Path) -> N
     result = budai("pipelines", "validate", "-f", str(bad))
     assert result.code == 1
     assert "4 problems" in result.err and "more)" not in result.err
-    for needle in ("unknown action 'teleport'", "unknown param 'mesage'", "invalid condition",
+    for needle in ("unknown action 'teleport'", "no parameter 'mesage'", "invalid condition",
                    "unknown filter 'nosuchfilter'"):
         assert needle in result.err, result.err
     as_json = budai("pipelines", "validate", "-f", str(bad), "-o", "json")
