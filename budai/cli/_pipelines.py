@@ -40,6 +40,7 @@ from ._render import (
     Columns,
     dump,
     err_console,
+    number,
     out_console,
     print_object,
     print_objects,
@@ -62,7 +63,7 @@ EXECUTION_COLUMNS = [
     ("PIPELINE", "pipeline_id"),
     ("STATUS", "status"),
     ("STARTED", "started_at"),
-    ("SECONDS", "duration_seconds"),
+    ("DURATION", "duration_seconds"),
     ("ERROR", "error"),
 ]
 STEP_MARKS = {"completed": "✓", "failed": "✗", "skipped": "-", "pending": "·", "running": "…"}
@@ -388,7 +389,7 @@ def _follow(state: State, execution: Execution, order: list[str], timeout: float
             Text.assemble(
                 f"{final.id} ",
                 (final.status, STATUS_STYLES.get(final.status, "")),
-                f" in {final.duration_seconds or 0:.2f}s",
+                f" in {number(final.duration_seconds or 0.0, 'duration_seconds')}",
             )
         )
     else:
@@ -443,7 +444,7 @@ def _steps_data(execution: Execution) -> dict[str, dict[str, Any]]:
 
 def _steps_table(execution: Execution, order: list[str], *, live: bool) -> Table:
     table = Table(show_edge=False, header_style="bold")
-    for header in ("", "STEP", "STATUS", "ATTEMPTS", "SECONDS", "DETAIL"):
+    for header in ("", "STEP", "STATUS", "ATTEMPTS", "DURATION", "DETAIL"):
         table.add_column(header, overflow="fold")
     steps = _steps_data(execution)
     for sid in order + [s for s in steps if s not in order]:
@@ -466,7 +467,7 @@ def _steps_table(execution: Execution, order: list[str], *, live: bool) -> Table
             sid,
             Text(status, style=style),
             str(step.get("attempts") or "-"),
-            f"{duration:.2f}" if duration else "-",
+            number(duration, "duration_seconds") if duration else "-",
             Text(detail, style="red" if error else "dim"),
         )
     return table
