@@ -77,177 +77,6 @@ def _actions(data: Any) -> ActionList:
     return [dict(item) for item in (items or [])]
 
 
-class Pipelines(SyncAPIResource):
-    """Pipeline definitions."""
-
-    @cached_property
-    def with_response(self) -> PipelinesWithResponse:
-        """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
-        return PipelinesWithResponse(self)
-
-    @cached_property
-    def with_raw_response(self) -> PipelinesWithResponse:
-        """``with_response`` under openai-python's name."""
-        return self.with_response
-
-    @cached_property
-    def with_streaming_response(self) -> PipelinesWithStreamingResponse:
-        """The same methods as context managers: ``with ... as response:`` yields
-        ``Response[T]``, and a streamed body is closed when the block ends."""
-        return PipelinesWithStreamingResponse(self)
-
-    def create(
-        self,
-        *,
-        name: str,
-        definition: Definition,
-        description: str | None = None,
-        idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        extra_body: Body | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> Pipeline:
-        """Store a pipeline (status ``active``). An invalid definition raises
-        ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
-        body = compact(
-            {"name": name, "description": description, "definition": definition_payload(definition)}
-        )
-        return self._client._request(
-            "POST",
-            "/pipelines",
-            _pipeline,
-            body=body,
-            idempotency_key=idempotency_key,
-            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
-        )
-
-    def get(
-        self,
-        pipeline_id: str,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        extra_body: Body | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> Pipeline:
-        """One pipeline by id."""
-        return self._client._request(
-            "GET",
-            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
-            _pipeline,
-            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
-        )
-
-    def list(
-        self,
-        *,
-        name: str | None = None,
-        status: PipelineStatus | None = None,
-        limit: int | None = None,
-        after: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        extra_body: Body | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> SyncPage[Pipeline]:
-        """Pipelines matching the filters; iterating the page walks every following page."""
-        query = compact({"name": name, "status": status, "limit": limit, "after": after})
-        return self._client._request_page(
-            "/pipelines",
-            _pipeline,
-            query,
-            RequestOptions(extra_headers, extra_query, extra_body, timeout),
-        )
-
-    def update(
-        self,
-        pipeline_id: str,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        definition: Definition | None = None,
-        status: PipelineStatus | None = None,
-        idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        extra_body: Body | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> Pipeline:
-        """Change a pipeline (``None`` leaves a field unchanged); ``status="paused"`` stops new
-        executions."""
-        body = compact(
-            {
-                "name": name,
-                "description": description,
-                "definition": None if definition is None else definition_payload(definition),
-                "status": status,
-            }
-        )
-        return self._client._request(
-            "PATCH",
-            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
-            _pipeline,
-            body=body,
-            idempotency_key=idempotency_key,
-            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
-        )
-
-    def delete(
-        self,
-        pipeline_id: str,
-        *,
-        idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        extra_body: Body | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> None:
-        """Delete a pipeline."""
-        self._client._request(
-            "DELETE",
-            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
-            _deleted,
-            idempotency_key=idempotency_key,
-            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
-        )
-
-    def validate(
-        self,
-        definition: Definition,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        extra_body: Body | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> PipelineValidation:
-        """Check a definition on the server without storing it. Problems come back in
-        ``result.errors`` (``param`` + ``message``); they are not raised."""
-        return self._client._request(
-            "POST",
-            "/pipelines/validate",
-            _validation,
-            body={"definition": definition_payload(definition)},
-            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
-        )
-
-    def actions(
-        self,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        extra_body: Body | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> ActionList:
-        """The action catalogue: each action with its parameters' JSON schema."""
-        return self._client._request(
-            "GET",
-            "/actions",
-            _actions,
-            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
-        )
-
-
 class AsyncPipelines(AsyncAPIResource):
     """Pipeline definitions."""
 
@@ -322,8 +151,7 @@ class AsyncPipelines(AsyncAPIResource):
         extra_body: Body | None = None,
         timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> AsyncPaginator[Pipeline]:
-        """Pipelines matching the filters: ``async for`` walks every page; ``await`` gives the
-        first."""
+        """Pipelines matching the filters (``async for`` walks every page)."""
         query = compact({"name": name, "status": status, "limit": limit, "after": after})
         return self._client._paginator(
             "/pipelines",
@@ -420,17 +248,6 @@ class AsyncPipelines(AsyncAPIResource):
         )
 
 
-class PipelinesWithResponse:
-    def __init__(self, p: Pipelines) -> None:
-        self.create = to_response(p.create)
-        self.get = to_response(p.get)
-        self.list = to_response(p.list)
-        self.update = to_response(p.update)
-        self.delete = to_response(p.delete)
-        self.validate = to_response(p.validate)
-        self.actions = to_response(p.actions)
-
-
 class AsyncPipelinesWithResponse:
     def __init__(self, p: AsyncPipelines) -> None:
         self.create = to_async_response(p.create)
@@ -442,17 +259,6 @@ class AsyncPipelinesWithResponse:
         self.actions = to_async_response(p.actions)
 
 
-class PipelinesWithStreamingResponse:
-    def __init__(self, p: Pipelines) -> None:
-        self.create = to_streamed_response(p.create)
-        self.get = to_streamed_response(p.get)
-        self.list = to_streamed_response(p.list)
-        self.update = to_streamed_response(p.update)
-        self.delete = to_streamed_response(p.delete)
-        self.validate = to_streamed_response(p.validate)
-        self.actions = to_streamed_response(p.actions)
-
-
 class AsyncPipelinesWithStreamingResponse:
     def __init__(self, p: AsyncPipelines) -> None:
         self.create = to_async_streamed_response(p.create)
@@ -462,3 +268,199 @@ class AsyncPipelinesWithStreamingResponse:
         self.delete = to_async_streamed_response(p.delete)
         self.validate = to_async_streamed_response(p.validate)
         self.actions = to_async_streamed_response(p.actions)
+
+
+# --- generated by hack/unasync.py from the async classes above; do not edit below ---
+
+
+class Pipelines(SyncAPIResource):
+    """Pipeline definitions."""
+
+    @cached_property
+    def with_response(self) -> PipelinesWithResponse:
+        """The same methods, returning ``Response[T]`` (data plus HTTP metadata)."""
+        return PipelinesWithResponse(self)
+
+    @cached_property
+    def with_raw_response(self) -> PipelinesWithResponse:
+        """``with_response`` under openai-python's name."""
+        return self.with_response
+
+    @cached_property
+    def with_streaming_response(self) -> PipelinesWithStreamingResponse:
+        """The same methods as context managers: ``with ... as response:`` yields
+        ``Response[T]``, and a streamed body is closed when the block ends."""
+        return PipelinesWithStreamingResponse(self)
+
+    def create(
+        self,
+        *,
+        name: str,
+        definition: Definition,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Pipeline:
+        """Store a pipeline (status ``active``). An invalid definition raises
+        ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
+        body = compact(
+            {"name": name, "description": description, "definition": definition_payload(definition)}
+        )
+        return self._client._request(
+            "POST",
+            "/pipelines",
+            _pipeline,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
+
+    def get(
+        self,
+        pipeline_id: str,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Pipeline:
+        """One pipeline by id."""
+        return self._client._request(
+            "GET",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _pipeline,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
+
+    def list(
+        self,
+        *,
+        name: str | None = None,
+        status: PipelineStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> SyncPage[Pipeline]:
+        """Pipelines matching the filters (``for`` walks every page)."""
+        query = compact({"name": name, "status": status, "limit": limit, "after": after})
+        return self._client._request_page(
+            "/pipelines",
+            _pipeline,
+            query,
+            RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
+
+    def update(
+        self,
+        pipeline_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        definition: Definition | None = None,
+        status: PipelineStatus | None = None,
+        idempotency_key: str | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Pipeline:
+        """Change a pipeline (``None`` leaves a field unchanged); ``status="paused"`` stops new
+        executions."""
+        body = compact(
+            {
+                "name": name,
+                "description": description,
+                "definition": None if definition is None else definition_payload(definition),
+                "status": status,
+            }
+        )
+        return self._client._request(
+            "PATCH",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _pipeline,
+            body=body,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
+
+    def delete(
+        self,
+        pipeline_id: str,
+        *,
+        idempotency_key: str | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Delete a pipeline."""
+        self._client._request(
+            "DELETE",
+            f"/pipelines/{path_segment(pipeline_id, 'pipeline_id')}",
+            _deleted,
+            idempotency_key=idempotency_key,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
+
+    def validate(
+        self,
+        definition: Definition,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> PipelineValidation:
+        """Check a definition on the server without storing it. Problems come back in
+        ``result.errors`` (``param`` + ``message``); they are not raised."""
+        return self._client._request(
+            "POST",
+            "/pipelines/validate",
+            _validation,
+            body={"definition": definition_payload(definition)},
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
+
+    def actions(
+        self,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ActionList:
+        """The action catalogue: each action with its parameters' JSON schema."""
+        return self._client._request(
+            "GET",
+            "/actions",
+            _actions,
+            options=RequestOptions(extra_headers, extra_query, extra_body, timeout),
+        )
+
+
+class PipelinesWithResponse:
+    def __init__(self, p: Pipelines) -> None:
+        self.create = to_response(p.create)
+        self.get = to_response(p.get)
+        self.list = to_response(p.list)
+        self.update = to_response(p.update)
+        self.delete = to_response(p.delete)
+        self.validate = to_response(p.validate)
+        self.actions = to_response(p.actions)
+
+
+class PipelinesWithStreamingResponse:
+    def __init__(self, p: Pipelines) -> None:
+        self.create = to_streamed_response(p.create)
+        self.get = to_streamed_response(p.get)
+        self.list = to_streamed_response(p.list)
+        self.update = to_streamed_response(p.update)
+        self.delete = to_streamed_response(p.delete)
+        self.validate = to_streamed_response(p.validate)
+        self.actions = to_streamed_response(p.actions)
