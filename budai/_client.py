@@ -74,6 +74,7 @@ class _ClientConfig:
     base_url: str
     timeout: float | httpx.Timeout
     max_retries: int
+    _http: httpx.Client | httpx.AsyncClient
     verify_ssl: bool
     proxy: str | None
 
@@ -171,8 +172,7 @@ class _ClientConfig:
         )
 
     def _check_open(self, method: str, path: str) -> None:
-        http: httpx.Client | httpx.AsyncClient = self._http  # type: ignore[attr-defined]
-        if http.is_closed:
+        if self._http.is_closed:
             raise exc.ClientClosedError(
                 f"{method} {path}: this client was closed; create a new one "
                 "(or use it inside `with BudClient(...) as client:`)"

@@ -146,7 +146,23 @@ def test_every_resource_response_matches_the_declared_types(raw: httpx.Client) -
     settle(raw, f"/executions/{exf['id']}", {"failed"})
     check(Execution, raw.get(f"/executions/{ex['id']}"))
     check(Execution, raw.get(f"/executions/{exf['id']}"))
+    slow = check(Pipeline, raw.post("/pipelines", json={"name": "slow", "definition": {"steps": [
+        {"id": "nap", "action": "wait", "params": {"seconds": 30}}]}}))
+    running = check(Execution, raw.post("/executions", json={"pipeline_id": slow["id"]}))
+    check(Execution, raw.post(f"/executions/{running['id']}/cancel"))
+    settle(raw, f"/executions/{running['id']}", {"cancelled"})
+    check(Execution, raw.get(f"/executions/{running['id']}"))
     check_page(Execution, raw.get("/executions"))
+    check_page(Execution, raw.get("/executions", params={"status": "failed"}))
+
+    # Deletes answer with the object on its way out.
+    check(Deployment, raw.delete(f"/deployments/{failed['id']}"))
+    deadline = time.monotonic() + 20
+    while raw.get(f"/deployments/{failed['id']}").status_code != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    check(Model, raw.delete(f"/models/{bad['id']}"))
+    assert raw.delete(f"/pipelines/{boom['id']}").json()["deleted"] is True
 
     # Actions: `pipelines.actions()` is declared list[dict[str, Any]].
     actions = raw.get("/actions").json()["data"]
