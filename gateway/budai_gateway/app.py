@@ -282,7 +282,7 @@ def _api_router(gw: Gateway) -> APIRouter:
         dependencies=auth,
     )
     async def create_embeddings(body: openai_compat.EmbeddingRequest) -> Any:
-        return openai_compat.embeddings(gw, body)
+        return await openai_compat.embeddings(gw, body)
 
     @r.post(
         "/completions",
@@ -297,7 +297,7 @@ def _api_router(gw: Gateway) -> APIRouter:
         },
     )
     async def create_completion(body: openai_compat.CompletionRequest) -> Any:
-        result = openai_compat.completion(gw, body)
+        result = await openai_compat.completion(gw, body)
         if body.stream:
             return StreamingResponse(
                 openai_compat.completion_stream(result),

@@ -4,7 +4,9 @@
 (recognised by the ``X-Stainless-*`` headers or the ``OpenAI/`` user agent its SDKs send) gets
 the OpenAI shape instead: one entry per *served name* (the names chat accepts), with
 ``object``, ``created`` and ``owned_by``. ``/v1/embeddings`` is a deterministic built-in: a
-text's vector is derived from its SHA-256, so tests can predict it.
+text's vector is derived from its SHA-256, so tests can predict it. A model with an
+``upstream_url`` gets its embeddings from the upstream's ``/embeddings`` and its legacy
+completions through the upstream's chat completions.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -130,9 +133,35 @@ def _inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
     return out
 
 
-def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
-    dep, _ = chat.resolve_target(gw, body.model)
+async def _upstream_embeddings(
+    client: httpx.AsyncClient, model: dict[str, Any], body: EmbeddingRequest
+) -> dict[str, Any]:
+    url, req, headers = chat._upstream_request(model, body.model_dump(exclude_none=True))
+    url = url.removesuffix("/chat/completions") + "/embeddings"
+    try:
+        resp = await client.post(url, json=req, headers=headers, timeout=120)
+    except httpx.HTTPError as exc:
+        raise APIError(502, "upstream_unreachable", f"Upstream {url} failed: {exc!r}") from exc
+    if resp.status_code >= 400:
+        raise APIError(
+            502 if resp.status_code >= 500 else resp.status_code,
+            "upstream_error",
+            f"Upstream answered {resp.status_code}: {resp.text[:500]}",
+        )
+    try:
+        data: dict[str, Any] = resp.json()
+    except ValueError as exc:
+        raise APIError(502, "upstream_error", "Upstream answered with a non-JSON body.") from exc
+    data["model"] = body.model
+    return data
+
+
+async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
+    dep, model = chat.resolve_target(gw, body.model)
     gw.record_request(dep["id"])
+    if model["metadata"].get("upstream_url"):
+        assert gw.http is not None
+        return await _upstream_embeddings(gw.http, model, body)
     dims = body.dimensions or DEFAULT_DIMENSIONS
     data: list[dict[str, Any]] = []
     tokens = 0
@@ -202,25 +231,32 @@ def _chat_request(body: CompletionRequest, prompt: str) -> dict[str, Any]:
     }
 
 
-def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:
-    """The built-in engine's answer to each prompt, as a ``text_completion``."""
-    dep, _ = chat.resolve_target(gw, body.model)
+async def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:
+    """The answer to each prompt (built-in engine, or the upstream's chat completions) as a
+    ``text_completion``."""
+    dep, model = chat.resolve_target(gw, body.model)
     gw.record_request(dep["id"])
+    upstream = bool(model["metadata"].get("upstream_url"))
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     choices: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     for prompt in prompts or [""]:
-        answer = chat.completion(_chat_request(body, prompt), body.model)
+        req = _chat_request(body, prompt)
+        if upstream:
+            assert gw.http is not None
+            answer = await chat.forward(gw.http, model, req)
+        else:
+            answer = chat.completion(req, body.model)
         prompt_tokens += chat.count_tokens(prompt)
-        completion_tokens += answer["usage"]["completion_tokens"]
-        for choice in answer["choices"]:
-            text = choice["message"]["content"] or ""
+        completion_tokens += int((answer.get("usage") or {}).get("completion_tokens") or 0)
+        for choice in answer.get("choices") or []:
+            text = (choice.get("message") or {}).get("content") or ""
             choices.append(
                 {
                     "text": (prompt + text) if body.echo else text,
                     "index": len(choices),
                     "logprobs": None,
-                    "finish_reason": choice["finish_reason"],
+                    "finish_reason": choice.get("finish_reason"),
                 }
             )
     return {
