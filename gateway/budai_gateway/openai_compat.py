@@ -159,7 +159,7 @@ async def _upstream_embeddings(
 async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
     dep, model = chat.resolve_target(gw, body.model)
     gw.record_request(dep["id"])
-    if model["metadata"].get("upstream_url"):
+    if _upstream_url(model):
         assert gw.http is not None
         return await _upstream_embeddings(gw.http, model, body)
     dims = body.dimensions or DEFAULT_DIMENSIONS
@@ -231,22 +231,32 @@ def _chat_request(body: CompletionRequest, prompt: str) -> dict[str, Any]:
     }
 
 
+def _upstream_url(model: dict[str, Any]) -> str | None:
+    url = model["metadata"].get("upstream_url")
+    return str(url) if url else None
+
+
+async def _chat_answer(
+    gw: Gateway, model: dict[str, Any], req: dict[str, Any], name: str
+) -> dict[str, Any]:
+    """One chat completion: the upstream's when the model has one, else the built-in
+    engine's. The one place here that knows how chat.py reaches an upstream."""
+    if _upstream_url(model):
+        assert gw.http is not None
+        return await chat.forward(gw.http, model, req)
+    return chat.completion(req, name)
+
+
 async def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:
     """The answer to each prompt (built-in engine, or the upstream's chat completions) as a
     ``text_completion``."""
     dep, model = chat.resolve_target(gw, body.model)
     gw.record_request(dep["id"])
-    upstream = bool(model["metadata"].get("upstream_url"))
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     choices: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     for prompt in prompts or [""]:
-        req = _chat_request(body, prompt)
-        if upstream:
-            assert gw.http is not None
-            answer = await chat.forward(gw.http, model, req)
-        else:
-            answer = chat.completion(req, body.model)
+        answer = await _chat_answer(gw, model, _chat_request(body, prompt), body.model)
         prompt_tokens += chat.count_tokens(prompt)
         completion_tokens += int((answer.get("usage") or {}).get("completion_tokens") or 0)
         for choice in answer.get("choices") or []:
