@@ -115,6 +115,18 @@ def test_every_resource_response_matches_the_declared_types(raw: httpx.Client) -
     # Chat: a completion and every chunk of a stream.
     msgs = [{"role": "user", "content": "hi"}]
     check(ChatCompletion, raw.post("/chat/completions", json={"model": "d", "messages": msgs}))
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    called = check(ChatCompletion, raw.post("/chat/completions", json={
+        "model": "d", "messages": msgs, "tools": tools, "tool_choice": "required", "n": 2}))
+    assert called["choices"][0]["message"]["tool_calls"]
+    check(ChatCompletion, raw.post("/chat/completions", json={
+        "model": "d", "messages": msgs, "max_tokens": 1, "response_format": {"type": "json_object"}}))
+    with raw.stream("POST", "/chat/completions", json={
+            "model": "d", "messages": msgs, "stream": True, "tools": tools,
+            "tool_choice": "required"}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                ChatCompletionChunk.model_validate_json(line[6:], strict=True)
     with raw.stream("POST", "/chat/completions",
                     json={"model": "d", "messages": msgs, "stream": True,
                           "stream_options": {"include_usage": True}}) as r:
