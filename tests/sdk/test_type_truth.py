@@ -120,7 +120,8 @@ def test_every_resource_response_matches_the_declared_types(raw: httpx.Client) -
         "model": "d", "messages": msgs, "tools": tools, "tool_choice": "required", "n": 2}))
     assert called["choices"][0]["message"]["tool_calls"]
     check(ChatCompletion, raw.post("/chat/completions", json={
-        "model": "d", "messages": msgs, "max_tokens": 1, "response_format": {"type": "json_object"}}))
+        "model": "d", "messages": msgs, "max_tokens": 1,
+        "response_format": {"type": "json_object"}}))
     with raw.stream("POST", "/chat/completions", json={
             "model": "d", "messages": msgs, "stream": True, "tools": tools,
             "tool_choice": "required"}) as r:
