@@ -262,3 +262,31 @@ def test_openai_package_models_embeddings_completions(bud: BudClient, gw: Any) -
 
     # The budai SDK still gets the registry from the same /v1/models.
     assert {x.name for x in bud.models.list()} == {"oai-model"}
+
+
+async def test_async_request_options_request_id_and_responses(gw: Any) -> None:
+    seen: list[httpx.Request] = []
+
+    async def remember(request: httpx.Request) -> None:
+        seen.append(request)
+
+    http = httpx.AsyncClient(event_hooks={"request": [remember]})
+    async with AsyncBudClient(api_key=gw.api_key, base_url=gw.url, http_client=http) as c:
+        m = await c.models.create(
+            name="a-opts", source="cloud", uri="x", extra_body={"metadata": {"a": 1}},
+            extra_headers={"X-Trace": "a1"}, timeout=httpx.Timeout(4.0, connect=1.5),
+        )
+        assert m.metadata == {"a": 1} and m._request_id
+        assert seen[-1].headers["x-trace"] == "a1"
+        assert seen[-1].extensions["timeout"]["connect"] == 1.5
+        page = await c.models.list(extra_query={"name": "a-opts"}, timeout=3)
+        assert [x.id for x in page.data] == [m.id] and page._request_id
+        assert seen[-1].extensions["timeout"]["read"] == 3.0
+        raw = await c.models.with_raw_response.get(m.id)
+        assert raw.parse().id == m.id and raw.status_code == 200
+        async with c.models.with_streaming_response.get(m.id) as resp:
+            assert resp.data._request_id == resp.request_id
+        with pytest.raises(exc.ConflictError) as info:
+            await c.models.create(name="a-opts", source="cloud", uri="y")
+        assert info.value.param == "name" and info.value.existing_id == m.id
+    await http.aclose()
