@@ -4,9 +4,9 @@
 (recognised by the ``X-Stainless-*`` headers or the ``OpenAI/`` user agent its SDKs send) gets
 the OpenAI shape instead: one entry per *served name* (the names chat accepts), with
 ``object``, ``created`` and ``owned_by``. ``/v1/embeddings`` is a deterministic built-in: a
-text's vector is derived from its SHA-256, so tests can predict it. A model with an
-``upstream_url`` gets its embeddings from the upstream's ``/embeddings`` and its legacy
-completions through the upstream's chat completions.
+text's vector is derived from its SHA-256, so tests can predict it. A model served by an
+upstream answers legacy completions through chat.py's forwarding (and its checks); its
+embeddings are refused rather than faked.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -133,35 +132,19 @@ def _inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
     return out
 
 
-async def _upstream_embeddings(
-    client: httpx.AsyncClient, model: dict[str, Any], body: EmbeddingRequest
-) -> dict[str, Any]:
-    url, req, headers = chat._upstream_request(model, body.model_dump(exclude_none=True))
-    url = url.removesuffix("/chat/completions") + "/embeddings"
-    try:
-        resp = await client.post(url, json=req, headers=headers, timeout=120)
-    except httpx.HTTPError as exc:
-        raise APIError(502, "upstream_unreachable", f"Upstream {url} failed: {exc!r}") from exc
-    if resp.status_code >= 400:
-        raise APIError(
-            502 if resp.status_code >= 500 else resp.status_code,
-            "upstream_error",
-            f"Upstream answered {resp.status_code}: {resp.text[:500]}",
-        )
-    try:
-        data: dict[str, Any] = resp.json()
-    except ValueError as exc:
-        raise APIError(502, "upstream_error", "Upstream answered with a non-JSON body.") from exc
-    data["model"] = body.model
-    return data
-
-
 async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
     dep, model = chat.resolve_target(gw, body.model)
     gw.record_request(dep["id"])
     if _upstream_url(model):
-        assert gw.http is not None
-        return await _upstream_embeddings(gw.http, model, body)
+        # Only chat is forwarded (through chat.py, which owns every check on upstreams);
+        # built-in vectors for a real model would be silently wrong, so refuse instead.
+        raise APIError(
+            409,
+            "embeddings_not_forwarded",
+            f"Model '{body.model}' is served by an upstream; embeddings are not forwarded to "
+            "upstreams (use the upstream's /embeddings directly).",
+            "model",
+        )
     dims = body.dimensions or DEFAULT_DIMENSIONS
     data: list[dict[str, Any]] = []
     tokens = 0

@@ -1,6 +1,6 @@
 """The OpenAI-compatible surface with a model served by an upstream (a real uvicorn server of
-our own): embeddings come from the upstream's /embeddings, legacy completions from its chat
-completions; a read-scoped key may use both, as it may chat."""
+our own): legacy completions come from its chat completions, embeddings are refused (never
+faked); a read-scoped key may embed and complete, as it may chat."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def test_upstream_models_answer_embeddings_and_completions(
                                             "cluster_id": cluster_ids(client)["local-cpu"]})
     wait_status(client, f"/deployments/{dep.json()['id']}", {"active"})
     oai = openai.OpenAI(base_url=gw.url, api_key=gw.api_key, max_retries=0)
-    emb = oai.embeddings.create(model="up-d", input=["abc", "hello"], encoding_format="float")
-    assert [d.embedding for d in emb.data] == [[3.0, 0.5], [5.0, 0.5]] and emb.model == "up-d"
+    with pytest.raises(openai.ConflictError) as refused:  # not faked, not forwarded
+        oai.embeddings.create(model="up-d", input=["abc", "hello"])
+    assert "not forwarded" in str(refused.value)
     done = oai.completions.create(model="up-d", prompt="hi there")
     assert done.choices[0].text == "upstream real got hi there"
     assert done.usage is not None and done.usage.completion_tokens == 4
