@@ -138,6 +138,17 @@ def test_request_options_on_every_call(bud: BudClient, gw: Any) -> None:
         assert "name=opts" in str(seen[-1].url) and [x.id for x in page] == [m.id]
         with pytest.raises(exc.BadRequestError):  # extra_query really reaches the gateway
             c.models.list(extra_query={"bogus": "1"})
+        # httpx.Timeout is accepted at every level: client, with_options and per call.
+        slow = c.with_options(timeout=httpx.Timeout(11.0, connect=3.0))
+        slow.models.get(m.id)
+        assert seen[-1].extensions["timeout"] == {"connect": 3.0, "read": 11.0,
+                                                  "write": 11.0, "pool": 11.0}
+    with BudClient(api_key=gw.api_key, base_url=gw.url,
+                   timeout=httpx.Timeout(8.0), http_client=http) as c2:
+        c2.models.get(m.id)
+        assert seen[-1].extensions["timeout"]["read"] == 8.0
+        with pytest.raises(ValueError, match="timeout must be > 0"):
+            c2.models.get(m.id, timeout=0)
     http.close()
 
 
