@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from budai_gateway.service import Gateway
 
 DEFAULT_DIMENSIONS = 256
+MAX_INPUTS = 2048
+"""Texts per embeddings request (OpenAI's own limit)."""
+MAX_VALUES = 1 << 20
+"""Floats per embeddings answer (inputs x dimensions): bounds the work one request can ask."""
 OWNER = "budai"
 
 
@@ -146,9 +150,21 @@ async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
             "model",
         )
     dims = body.dimensions or DEFAULT_DIMENSIONS
+    texts = _inputs(body.input)
+    if len(texts) > MAX_INPUTS:
+        raise APIError(
+            422, "invalid_value", f"input: {len(texts)} texts; the limit is {MAX_INPUTS}.", "input"
+        )
+    if len(texts) * dims > MAX_VALUES:
+        raise APIError(
+            422,
+            "invalid_value",
+            f"input x dimensions is {len(texts) * dims:,} values; the limit is {MAX_VALUES:,}.",
+            "dimensions",
+        )
     data: list[dict[str, Any]] = []
     tokens = 0
-    for i, text in enumerate(_inputs(body.input)):
+    for i, text in enumerate(texts):
         vector = embed(text, dims)
         tokens += chat.count_tokens(text)
         encoded: list[float] | str = vector

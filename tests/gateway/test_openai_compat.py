@@ -91,3 +91,17 @@ def test_read_keys_may_embed_and_complete(
     assert legacy.status_code == 200 and legacy.json()["choices"][0]["text"] == "Echo: p"
     denied = read_client.post("/models", json={"name": "no", "source": "cloud", "uri": "x"})
     assert denied.status_code == 403  # the read scope still cannot write
+
+
+def test_embedding_requests_are_bounded(client: httpx.Client) -> None:
+    model = make_model(client, "big-m")
+    dep = client.post("/deployments", json={"model_id": model["id"], "name": "big-d",
+                                            "cluster_id": cluster_ids(client)["local-cpu"]})
+    wait_status(client, f"/deployments/{dep.json()['id']}", {"active"})
+    many = client.post("/embeddings", json={"model": "big-d", "input": ["x"] * 2049})
+    assert many.status_code == 422 and many.json()["error"]["param"] == "input"
+    wide = client.post("/embeddings", json={"model": "big-d", "input": ["x"] * 300,
+                                            "dimensions": 4096})
+    assert wide.status_code == 422 and wide.json()["error"]["param"] == "dimensions"
+    empty = client.post("/embeddings", json={"model": "big-d", "input": []})
+    assert empty.status_code == 422
