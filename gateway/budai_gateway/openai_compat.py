@@ -252,6 +252,11 @@ async def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:
     dep, model = chat.resolve_target(gw, body.model)
     gw.record_request(dep["id"])
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    if len(prompts) > MAX_INPUTS:
+        raise APIError(
+            422, "invalid_value", f"prompt: {len(prompts)} prompts; the limit is {MAX_INPUTS}.",
+            "prompt",
+        )  # fmt: skip
     choices: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     for prompt in prompts or [""]:
