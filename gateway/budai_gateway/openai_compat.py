@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 DEFAULT_DIMENSIONS = 256
 MAX_INPUTS = 2048
-"""Texts per embeddings request (OpenAI's own limit)."""
+"""Texts per embeddings request, prompts per legacy completion (OpenAI's own limit)."""
 MAX_VALUES = 1 << 20
 """Floats per embeddings answer (inputs x dimensions): bounds the work one request can ask."""
 OWNER = "budai"
