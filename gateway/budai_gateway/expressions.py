@@ -110,8 +110,23 @@ def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
         stack.extend(reversed(list(cur.iter_child_nodes())))
 
 
+def _too_deep(tree: nodes.Node) -> bool:
+    """Whether the tree nests deeper than MAX_DEPTH (``not not ...``, ``a.b.c...``)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return False
+
+
 def _check_ast(tree: nodes.Node, upstream: set[str] | None, all_steps: set[str]) -> set[str]:
     """Raise on sandbox escapes and unknown names; return the step ids referenced."""
+    if _too_deep(tree):
+        raise ExpressionError(
+            f"expression nests deeper than {MAX_DEPTH} levels (limits.max_expression_depth)"
+        )
     local_names = {n.name for n in _walk(tree) if isinstance(n, nodes.Name) and n.ctx == "store"}
     # A local that shadows a root or a Jinja global would make the name check below accept
     # that global everywhere in the template (``{% set range = 1 %}`` then ``range(...)``).

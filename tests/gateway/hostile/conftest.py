@@ -44,12 +44,18 @@ class Attacker:
                 n = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(n) if n else b""
                 attacker.requests.append(
-                    {"method": self.command, "path": self.path,
-                     "headers": dict(self.headers.items()), "body": body}
-                )  # fmt: skip
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers.items()),
+                        "body": body,
+                    }
+                )
                 return body
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
@@ -61,7 +67,7 @@ class Attacker:
             def _hang(self) -> None:
                 attacker.stop.wait(30)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self._record()
                 if self.path.endswith("/chat/completions"):
                     req = json.loads(body or b"{}")
@@ -71,18 +77,27 @@ class Attacker:
                     if "huge" in json.dumps(req.get("messages")):
                         self._send(200, b'{"choices": [], "pad": "' + b"x" * 300_000 + b'"}')
                         return
-                    answer = {"id": "up", "object": "chat.completion", "created": 1,
-                              "model": req.get("model"),
-                              "choices": [{"index": 0, "finish_reason": "stop",
-                                           "message": {"role": "assistant", "content": "hi"}}],
-                              "usage": {"prompt_tokens": 1, "completion_tokens": 1,
-                                        "total_tokens": 2}}  # fmt: skip
-                    self._send(200, json.dumps(answer).encode(),
-                               {"Content-Type": "application/json"})  # fmt: skip
+                    answer = {
+                        "id": "up",
+                        "object": "chat.completion",
+                        "created": 1,
+                        "model": req.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "hi"},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                    self._send(
+                        200, json.dumps(answer).encode(), {"Content-Type": "application/json"}
+                    )
                     return
                 self._send(404, b"{}")
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._record()
                 port = attacker.port
                 if self.path == "/file.bin":
@@ -210,9 +225,9 @@ def attacker() -> Iterator[Attacker]:
 
 
 @pytest.fixture(scope="session")
-def hostile_gateway(attacker: Attacker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    LocalGateway
-]:
+def hostile_gateway(
+    attacker: Attacker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalGateway]:
     tmp = tmp_path_factory.mktemp("hostile")
     key_file = tmp / "upstream.key"
     key_file.write_text(UPSTREAM_KEY)
@@ -221,13 +236,17 @@ def hostile_gateway(attacker: Attacker, tmp_path_factory: pytest.TempPathFactory
     config = {
         "upstreams": [
             # The one the operator meant: the attacker's listener stands in for a real server.
-            {"name": "target", "url": attacker.url + "/v1", "api_key_file": str(key_file),
-             "allow_loopback": True},
+            {
+                "name": "target",
+                "url": attacker.url + "/v1",
+                "api_key_file": str(key_file),
+                "allow_loopback": True,
+            },
             # A name that resolves to loopback, without the explicit yes.
             {"name": "sneaky", "url": f"http://localhost:{attacker.port}/v1"},
             # The gateway itself, even with loopback allowed.
             {"name": "itself", "url": here, "allow_loopback": True},
-        ],  # fmt: skip
+        ],
         "limits": {**HOSTILE_LIMITS, "local_roots": [str(tmp / "models"), "/usr"]},
     }
     with LocalGateway(speed=20, port=port, config=config) as gw:
@@ -281,12 +300,15 @@ def wait_done(c: httpx.Client, path: str, statuses: set[str], timeout: float = 2
 
 
 def run_pipeline(
-    c: httpx.Client, steps: list[dict[str, Any]], params: dict[str, Any] | None = None,
+    c: httpx.Client,
+    steps: list[dict[str, Any]],
+    params: dict[str, Any] | None = None,
     timeout: float = 20,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Create a pipeline, run it, and return the finished execution."""
-    r = c.post("/pipelines", json={"name": f"p-{time.monotonic_ns()}",
-                                   "definition": {"steps": steps}})  # fmt: skip
+    r = c.post(
+        "/pipelines", json={"name": f"p-{time.monotonic_ns()}", "definition": {"steps": steps}}
+    )
     assert r.status_code == 201, r.text
     e = c.post("/executions", json={"pipeline_id": r.json()["id"], "params": params or {}})
     assert e.status_code == 201, e.text

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
+from pathlib import Path
 
 import httpx
 
@@ -30,9 +30,15 @@ def test_local_paths_outside_the_roots_are_no_oracle(
     (root / "link").symlink_to("/etc/passwd")
     (root / "weights.bin").write_bytes(b"w" * 321)
     with watch(hgw):
-        cases = ["/etc/shadow", "/etc/passwd", "/etc/does-not-exist", "relative/path",
-                 str(root / ".." / ".." / "etc" / "passwd"), str(root / "link"),
-                 "file:///etc/hostname"]  # fmt: skip
+        cases = [
+            "/etc/shadow",
+            "/etc/passwd",
+            "/etc/does-not-exist",
+            "relative/path",
+            str(root / ".." / ".." / "etc" / "passwd"),
+            str(root / "link"),
+            "file:///etc/hostname",
+        ]
         for i, uri in enumerate(cases):
             m = _model(admin, f"probe{i}", "local", uri)
             assert (m["status"], m["size_bytes"], m["error"]) == ("error", None, _refusal(uri))
@@ -79,11 +85,12 @@ def test_url_downloads_are_bounded(
     # Stored as sent: the gzip bomb's wire bytes, not 20 MB of zeros.
     assert done["status"] == "available" and done["size_bytes"] == len(attacker.bomb)
     path = str(done["metadata"]["local_path"])
-    assert os.path.getsize(path) == len(attacker.bomb)
+    assert Path(path).stat().st_size == len(attacker.bomb)
 
 
-def test_a_download_that_trickles_forever_ends(hgw: LocalGateway, admin: httpx.Client,
-                                               attacker: Attacker) -> None:  # fmt: skip
+def test_a_download_that_trickles_forever_ends(
+    hgw: LocalGateway, admin: httpx.Client, attacker: Attacker
+) -> None:
     m = _model(admin, "trickle", "url", f"{attacker.url}/stall")
     t0 = time.monotonic()
     done = wait_done(admin, f"/models/{m['id']}", {"available", "error"}, timeout=15)

@@ -17,9 +17,7 @@ def _transform(value: str, sid: str = "t") -> dict[str, object]:
     return {"id": sid, "action": "transform", "params": {"value": value}}
 
 
-def test_a_huge_power_in_a_condition_fails_the_step(
-    hgw: LocalGateway, admin: httpx.Client
-) -> None:
+def test_a_huge_power_in_a_condition_fails_the_step(hgw: LocalGateway, admin: httpx.Client) -> None:
     with watch(hgw):
         t0 = time.monotonic()
         for cond in ("{{ 10**(10**7) > 1 }}", "{{ 10**(10**8) > 1 }}"):
@@ -47,32 +45,33 @@ def test_a_huge_string_is_refused_and_nothing_is_stored(
     assert len(got.content) < 10_000 and got.json()["outputs"] == {}
 
 
-def test_assigning_to_a_global_is_refused_at_create(
-    hgw: LocalGateway, admin: httpx.Client
-) -> None:
+def test_assigning_to_a_global_is_refused_at_create(hgw: LocalGateway, admin: httpx.Client) -> None:
     before = snapshot(admin)
     with watch(hgw):
-        for source in ("{% set range = 1 %}{{ range(5) }}",
-                       "{% if false %}{% set range = 1 %}{% endif %}{{ range(99999) | list }}",
-                       "{% for range in params %}{% endfor %}{{ range }}",
-                       "{% set params = 1 %}{{ params }}"):  # fmt: skip
+        for source in (
+            "{% set range = 1 %}{{ range(5) }}",
+            "{% if false %}{% set range = 1 %}{% endif %}{{ range(99999) | list }}",
+            "{% for range in params %}{% endfor %}{{ range }}",
+            "{% set params = 1 %}{{ params }}",
+        ):
             body = {"name": "shadow", "definition": {"steps": [_transform(source)]}}
-            err = assert_error(admin.post("/pipelines", json=body), 422, "validation_error",
-                               "invalid_definition")  # fmt: skip
+            err = assert_error(
+                admin.post("/pipelines", json=body), 422, "validation_error", "invalid_definition"
+            )
             assert "may not assign to" in err["message"], err
     assert snapshot(admin) == before
 
 
 def test_loops_and_padding_have_budgets(hgw: LocalGateway, admin: httpx.Client) -> None:
+    loops = "{% for a in params.s * 1000 %}{% for b in params.s * 1000 %}{% endfor %}{% endfor %}"
+    output = "{% for a in params.s * 3000 %}{{ params.s * 100 }}{% endfor %}"
     cases = {
-        "{% for a in params.s * 1000 %}{% for b in params.s * 1000 %}{% endfor %}{% endfor %}":
-            "limits.template_max_loop_iterations",
+        loops: "limits.template_max_loop_iterations",
         "{{ 'x' | center(100000000) }}": "limits.template_max_string_bytes",
         "{{ '%0100000000d' % 1 }}": "limits.template_max_string_bytes",
         "{{ params.s.ljust(10**9) }}": "limits.template_max_string_bytes",
-        "{% for a in params.s * 3000 %}{{ params.s * 100 }}{% endfor %}":
-            "limits.template_max_output_bytes",
-    }  # fmt: skip
+        output: "limits.template_max_output_bytes",
+    }
     with watch(hgw):
         for source, budget in cases.items():
             ex = run_pipeline(admin, [_transform(source)], {"s": "ab"})
@@ -100,10 +99,13 @@ def test_a_slow_template_is_stopped_at_the_time_budget(
 def test_plain_templates_still_work(hgw: LocalGateway, admin: httpx.Client) -> None:
     steps = [
         _transform("{{ params.n + 1 }}", "a"),
-        {**_transform("{{ steps.a.output * 2 }}-{{ params.s | upper }}", "b"),
-         "depends_on": ["a"], "condition": "{{ steps.a.output > 1 }}"},
+        {
+            **_transform("{{ steps.a.output * 2 }}-{{ params.s | upper }}", "b"),
+            "depends_on": ["a"],
+            "condition": "{{ steps.a.output > 1 }}",
+        },
         {**_transform("{% for x in params.xs %}{{ x }},{% endfor %}", "c"), "depends_on": ["b"]},
-    ]  # fmt: skip
+    ]
     ex = run_pipeline(admin, steps, {"n": 1, "s": "ok", "xs": [1, 2, 3]})
     assert ex["status"] == "completed", ex
     assert ex["outputs"] == {"a": 2, "b": "4-OK", "c": "1,2,3,"}
@@ -144,9 +146,7 @@ def _hostile_template(draw: st.DrawFn) -> str:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(source=_hostile_template())
-def test_any_template_ends_within_its_budgets(
-    hostile_gateway: LocalGateway, source: str
-) -> None:
+def test_any_template_ends_within_its_budgets(hostile_gateway: LocalGateway, source: str) -> None:
     with hostile_gateway.client() as admin, watch(hostile_gateway):
         t0 = time.monotonic()
         ex = run_pipeline(admin, [_transform(source)], {"n": 7, "s": "abc"}, timeout=30)
