@@ -35,11 +35,17 @@ if TYPE_CHECKING:
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
-def tokenize(text: str) -> list[str]:
-    """Tokens with their leading whitespace kept, so joining them gives the text back."""
+def tokenize(text: str, limit: int | None = None) -> list[str]:
+    """Tokens with their leading whitespace kept, so joining them gives the text back.
+
+    With ``limit``, stop after that many tokens (the last one keeps no trailing text): a
+    capped reply never tokenizes the whole of a large prompt.
+    """
     out: list[str] = []
     pos = 0
     for m in _TOKEN.finditer(text):
+        if limit is not None and len(out) >= limit:
+            return out
         out.append(text[pos : m.end()])
         pos = m.end()
     if out and pos < len(text):
@@ -158,11 +164,11 @@ class BuiltinEngine:
             text = json.dumps({"echo": last})
         if index:
             text = f"[{index}] {text}"
-        tokens = tokenize(text)
         finish = "stop"
         max_tokens = req.get("max_tokens")
         if token_cap is not None:
             max_tokens = token_cap if max_tokens is None else min(max_tokens, token_cap)
+        tokens = tokenize(text, None if max_tokens is None else max_tokens + 1)
         if max_tokens is not None and len(tokens) > max_tokens:
             tokens = tokens[:max_tokens]
             finish = "length"

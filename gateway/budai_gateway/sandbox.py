@@ -16,9 +16,11 @@ The parent side (:class:`SandboxPool`) blocks, so callers run it in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import re
 import socket
 import subprocess
@@ -340,6 +342,10 @@ def _limit_memory(mb: int) -> None:
 def worker_main(conn: Connection, budgets: Budgets) -> None:
     """Serve evaluations until the pipe closes. JSON both ways: nothing is unpickled."""
     _limit_memory(budgets.memory_mb)
+    # Below the gateway's own priority: a template burning its time budget must not take the
+    # CPU from the event loop that answers every other request.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
     ev = _Evaluator(budgets)
     while True:
         try:

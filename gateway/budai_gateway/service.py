@@ -16,8 +16,10 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from budai_gateway.store import Doc, Store
 
 log = logging.getLogger("budai_gateway")
 
+_MEASURER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="budai-measure")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
 RESERVING = ("deploying", "active", "scaling")
 TERMINAL_EXEC = ("completed", "failed", "cancelled")
@@ -90,6 +93,8 @@ def measure_local(uri: str, roots: list[Path], deadline: float) -> tuple[int | N
     refused = (
         f"local path '{uri}' is not under an allowed root (limits.local_roots); nothing was read"
     )
+    with contextlib.suppress(OSError, AttributeError):  # a walk yields to the event loop
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     raw = Path(uri.removeprefix("file://")).expanduser()
     if not raw.is_absolute():
         return None, refused
@@ -275,9 +280,12 @@ class Gateway:
         budget = self.settings.limits.local_measure_seconds
         roots = self.settings.local_roots(self.data_dir)
         deadline = time.monotonic() + budget
+        loop = asyncio.get_running_loop()
         try:
+            # One measuring thread: a flood of large trees queues (and times out) there
+            # instead of starving the event loop of the GIL.
             return await asyncio.wait_for(
-                asyncio.to_thread(measure_local, uri, roots, deadline), budget + 1
+                loop.run_in_executor(_MEASURER, measure_local, uri, roots, deadline), budget + 1
             )
         except TimeoutError:
             return None, f"measuring {uri} took too long (limits.local_measure_seconds)"
