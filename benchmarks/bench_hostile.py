@@ -121,8 +121,9 @@ def make_deployment(c: httpx.Client, name: str) -> None:
 
 
 def run_execution(c: httpx.Client, steps: list[dict[str, Any]], params: Any) -> dict[str, Any]:
-    p = c.post("/pipelines", json={"name": f"p{time.monotonic_ns()}",
-                                   "definition": {"steps": steps}}).json()  # fmt: skip
+    p = c.post(
+        "/pipelines", json={"name": f"p{time.monotonic_ns()}", "definition": {"steps": steps}}
+    ).json()
     e = c.post("/executions", json={"pipeline_id": p["id"], "params": params}).json()
     while True:
         cur: dict[str, Any] = c.get(f"/executions/{e['id']}").json()
@@ -137,21 +138,29 @@ def attacks(gw: LocalGateway, attacker: str, seconds: float, only: str | None = 
     count = [0]
 
     def templates() -> None:
-        bombs = ["{{ 10**(10**8) }}", "{{ 'a' * 50000000 }}",
-                 "{% for a in params.s * 1000 %}{% for b in params.s * 1000 %}{% endfor %}"
-                 "{% endfor %}",
-                 "{% for a in params.s * 45000 %}{{ params.t | wordcount }}{% endfor %}"]  # fmt: skip
+        bombs = [
+            "{{ 10**(10**8) }}",
+            "{{ 'a' * 50000000 }}",
+            "{% for a in params.s * 1000 %}{% for b in params.s * 1000 %}{% endfor %}{% endfor %}",
+            "{% for a in params.s * 45000 %}{{ params.t | wordcount }}{% endfor %}",
+        ]
         with gw.client() as c:
             while time.monotonic() < deadline:
                 for b in bombs:
-                    run_execution(c, [{"id": "t", "action": "transform",
-                                       "params": {"value": b}}],
-                                  {"s": "ab", "t": "w " * 20000})  # fmt: skip
+                    run_execution(
+                        c,
+                        [{"id": "t", "action": "transform", "params": {"value": b}}],
+                        {"s": "ab", "t": "w " * 20000},
+                    )
                     count[0] += 1
 
     def chat() -> None:
-        body = {"model": "hostile", "n": 8, "stream": True,
-                "messages": [{"role": "user", "content": "word " * 50_000}]}  # fmt: skip
+        body = {
+            "model": "hostile",
+            "n": 8,
+            "stream": True,
+            "messages": [{"role": "user", "content": "word " * 50_000}],
+        }
         with gw.client(gw.read_key) as c:
             while time.monotonic() < deadline:
                 with c.stream("POST", "/chat/completions", json=body) as s:
@@ -178,17 +187,26 @@ def attacks(gw: LocalGateway, attacker: str, seconds: float, only: str | None = 
             i = 0
             while time.monotonic() < deadline:
                 anon.get("/models", headers={"Authorization": "Bearer guess"})
-                for source, uri in [("local", "/usr"), ("local", "/etc/shadow"),
-                                    ("url", attacker + "/bomb"), ("url", attacker + "/stall")]:  # fmt: skip
+                for source, uri in [
+                    ("local", "/usr"),
+                    ("local", "/etc/shadow"),
+                    ("url", attacker + "/bomb"),
+                    ("url", attacker + "/stall"),
+                ]:
                     i += 1
                     c.post("/models", json={"name": f"h{i}", "source": source, "uri": uri})
                 count[0] += 5
                 time.sleep(0.1)
 
-    kinds = {"templates": templates, "chat": chat, "connections": connections,
-             "auth_and_models": auth_and_models}  # fmt: skip
-    threads = [threading.Thread(target=f, daemon=True) for k, f in kinds.items()
-               if only in (None, k)]  # fmt: skip
+    kinds = {
+        "templates": templates,
+        "chat": chat,
+        "connections": connections,
+        "auth_and_models": auth_and_models,
+    }
+    threads = [
+        threading.Thread(target=f, daemon=True) for k, f in kinds.items() if only in (None, k)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -220,8 +238,15 @@ def chat_rate(gw: LocalGateway, requests: int, conc: int = 16) -> float:
 
 def pipeline_rate(gw: LocalGateway, template: str, n: int = 200) -> float:
     """Steps per second of an ``n``-step chain whose steps render ``template``."""
-    steps = [{"id": f"s{i}", "action": "transform", "params": {"value": template},
-              "depends_on": [f"s{i - 1}"] if i else []} for i in range(n)]  # fmt: skip
+    steps = [
+        {
+            "id": f"s{i}",
+            "action": "transform",
+            "params": {"value": template},
+            "depends_on": [f"s{i - 1}"] if i else [],
+        }
+        for i in range(n)
+    ]
     with gw.client() as c:
         ex = run_execution(c, steps, {"xs": list(range(20)), "name": "bench"})
     assert ex["status"] == "completed", ex["error"]
@@ -250,15 +275,35 @@ def main() -> None:
             log_lines = len(gw.logs().splitlines())
         srv.shutdown()
         rows += [
-            Row("/health p50 under attack", attacked.pct(0.50), idle.pct(0.50), "ms", "-",
-                "idle, same gateway"),
-            Row("/health p99 under attack", attacked.pct(0.99), idle.pct(0.99), "ms",
-                "< 100 ms", "idle, same gateway"),
-            Row("/health max under attack", max(attacked.samples) * 1000,
-                max(idle.samples) * 1000, "ms", "-", "idle, same gateway"),
-        ]  # fmt: skip
-        print(f"({probes} hostile probes in {args.seconds:g} s; {len(attacked.samples)} /health "
-              f"samples, {attacked.errors} failed; gateway log {log_lines} lines)")  # fmt: skip
+            Row(
+                "/health p50 under attack",
+                attacked.pct(0.50),
+                idle.pct(0.50),
+                "ms",
+                "-",
+                "idle, same gateway",
+            ),
+            Row(
+                "/health p99 under attack",
+                attacked.pct(0.99),
+                idle.pct(0.99),
+                "ms",
+                "< 100 ms",
+                "idle, same gateway",
+            ),
+            Row(
+                "/health max under attack",
+                max(attacked.samples) * 1000,
+                max(idle.samples) * 1000,
+                "ms",
+                "-",
+                "idle, same gateway",
+            ),
+        ]
+        print(
+            f"({probes} hostile probes in {args.seconds:g} s; {len(attacked.samples)} /health "
+            f"samples, {attacked.errors} failed; gateway log {log_lines} lines)"
+        )
 
         if args.no_throughput:
             report("local gateway under hostile input", rows)
@@ -285,8 +330,9 @@ def main() -> None:
             ("simple", "pipeline steps/s, lookup templates, with budgets", "steps/s"),
             ("looped", "pipeline steps/s, loop templates (worker), with budgets", "steps/s"),
         ]:
-            rows.append(Row(label, rates["on"][key], rates["off"][key], unit, "within 10 %",
-                            "budgets off"))  # fmt: skip
+            rows.append(
+                Row(label, rates["on"][key], rates["off"][key], unit, "within 10 %", "budgets off")
+            )
     report("local gateway under hostile input", rows)
     print(f"({os.cpu_count()} cores; throughput best of {args.runs} interleaved rounds)")
 
