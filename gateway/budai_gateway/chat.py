@@ -12,6 +12,7 @@ work, and the built-in engine stops a reply at ``chat_max_reply_bytes``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import json
@@ -388,6 +389,18 @@ def _upstream_key(up: Upstream) -> str | None:
     return None
 
 
+@functools.cache
+def _own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """This machine's addresses (a gateway bound to 0.0.0.0 answers on all of them)."""
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+    except (OSError, ValueError):
+        pass
+    return frozenset(found)
+
+
 async def check_destination(gw: Gateway, up: Upstream) -> None:
     """Refuse targets the config did not allow: loopback and link-local addresses (unless the
     entry says so) and the gateway itself (always). Names are resolved now, so a DNS name
@@ -403,12 +416,13 @@ async def check_destination(gw: Gateway, up: Upstream) -> None:
         ) from exc
     own = httpx.URL(gw.settings.public_url)
     own_port = own.port or 80
+    mine = await asyncio.to_thread(_own_addresses)  # cached; a resolver may be slow
     for info in infos:
         addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
         local = addr.is_loopback or addr.is_unspecified
-        if local and port == own_port:
+        if (local or addr in mine) and port == own_port:
             raise APIError(502, "upstream_refused", f"Upstream '{up.name}' points at this gateway.")
         if local and not up.allow_loopback:
             raise APIError(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ApiKey(BaseModel):
@@ -181,6 +181,15 @@ class Settings(BaseModel):
     hf_cache_dir: str | None = None
     upstreams: list[Upstream] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _unique_upstreams(cls, value: list[Upstream]) -> list[Upstream]:
+        names = [u.name for u in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"upstream names must be unique; repeated: {', '.join(dupes)}")
+        return value
 
     def upstream(self, name: str) -> Upstream | None:
         return next((u for u in self.upstreams if u.name == name), None)
