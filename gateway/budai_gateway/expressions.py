@@ -279,10 +279,9 @@ class Evaluator:
         simple, refs = _shape("condition", source)
         if simple:
             return self.condition(source, context)
-        import asyncio
 
         sub = self._context_for(refs, context)
-        return bool(await asyncio.to_thread(self.pool.evaluate, "condition", source, sub))
+        return bool(await self.pool.evaluate("condition", source, sub))
 
     async def render_async(self, value: Any, context: dict[str, Any]) -> Any:
         if self.pool is None:
@@ -297,11 +296,10 @@ class Evaluator:
             refs_all = None if refs is None or refs_all is None else refs_all | refs
         if not any_complex:
             return self._bounded(self.render(value, context))
-        import asyncio
 
         # Simple strings of the same step go along: one round trip per step.
         sub = self._context_for(None if refs_all is None else frozenset(refs_all), context)
-        return await asyncio.to_thread(self.pool.evaluate, "render", value, sub)
+        return await self.pool.evaluate("render", value, sub)
 
     def _bounded(self, value: Any) -> Any:
         cap = self.max_output_bytes

@@ -11,11 +11,12 @@ than plain lookups run here, in a small pool of worker processes, each with
 - an address-space limit (``MemoryError`` ends the evaluation) and a wall-clock budget: the
   parent kills a worker that has not answered in time and starts a fresh one.
 
-The parent side (:class:`SandboxPool`) blocks, so callers run it in a thread.
+The parent side (:class:`SandboxPool`) talks to the workers from the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -23,6 +24,7 @@ import math
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -368,53 +370,78 @@ def worker_main(conn: Connection, budgets: Budgets) -> None:
 
 
 class _Worker:
-    """``python -m budai_gateway.sandbox`` on one end of a socket pair."""
+    """``python -m budai_gateway.sandbox`` on one end of a socket pair; the parent end is read
+    and written by the event loop (asyncio streams), so waiting costs no thread."""
 
-    def __init__(self, budgets: Budgets) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], reader: Any, writer: Any) -> None:
+        self.proc = proc
+        self.reader = reader
+        self.writer = writer
+        self.used = False
+
+    @classmethod
+    async def start(cls, budgets: Budgets) -> _Worker:
         parent, child = socket.socketpair()
         cmd = [sys.executable, "-m", "budai_gateway.sandbox", str(child.fileno()),
                json.dumps(dataclasses.asdict(budgets))]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
+        # Popen forks and execs: a few milliseconds, in a thread all the same.
+        proc = await asyncio.to_thread(
+            subprocess.Popen, cmd, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL
+        )
         child.close()
-        self.conn = Connection(parent.detach())
-        self.used = False
+        reader, writer = await asyncio.open_connection(sock=parent, limit=2**26)
+        return cls(proc, reader, writer)
+
+    async def call(self, message: bytes, budget: float) -> bytes:
+        # The framing of multiprocessing.connection.Connection: a 4-byte big-endian length.
+        self.writer.write(struct.pack("!i", len(message)) + message)
+        await self.writer.drain()
+
+        async def answer() -> bytes:
+            (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+            data: bytes = await self.reader.readexactly(size)
+            return data
+
+        return await asyncio.wait_for(answer(), budget)
 
     def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(5)
-        self.conn.close()
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        self.writer.close()
+        # Reap without blocking the loop.
+        threading.Thread(target=self.proc.wait, daemon=True).start()
 
 
 class SandboxPool:
-    """A few worker processes; ``evaluate`` blocks (run it in a thread)."""
+    """A few worker processes, used from the event loop (``await pool.evaluate(...)``)."""
 
     def __init__(self, budgets: Budgets, size: int = 2) -> None:
         self.budgets = budgets
         self.size = size
         self._idle: list[_Worker] = []
-        self._sem = threading.Semaphore(size)
-        self._lock = threading.Lock()
+        self._sem: asyncio.Semaphore | None = None
         self.kills = 0
 
-    def _take(self) -> _Worker:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return _Worker(self.budgets)
-
-    def evaluate(self, op: str, payload: Any, ctx: dict[str, Any]) -> Any:
-        with self._sem:
-            worker = self._take()
+    async def evaluate(self, op: str, payload: Any, ctx: dict[str, Any]) -> Any:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.size)
+        async with self._sem:
+            worker = self._idle.pop() if self._idle else await _Worker.start(self.budgets)
+            # A fresh worker is still importing Jinja2 (~0.2 s, more on a busy machine).
+            grace = 0.0 if worker.used else 5.0
             try:
-                worker.conn.send_bytes(json.dumps([op, payload, ctx]).encode())
-                # The clock starts once the request is sent (a fresh worker's start-up is free).
-                if not worker.conn.poll(self.budgets.time_seconds + _startup_allowance(worker)):
-                    raise BudgetExceeded(
-                        f"evaluation took longer than {self.budgets.time_seconds:g} s "
-                        "(limits.template_time_seconds)"
-                    )
-                kind, value = json.loads(worker.conn.recv_bytes())
-            except (EOFError, OSError) as exc:
+                raw = await worker.call(
+                    json.dumps([op, payload, ctx]).encode(), self.budgets.time_seconds + grace
+                )
+                kind, value = json.loads(raw)
+            except TimeoutError as exc:
+                self.kills += 1
+                worker.kill()
+                raise BudgetExceeded(
+                    f"evaluation took longer than {self.budgets.time_seconds:g} s "
+                    "(limits.template_time_seconds)"
+                ) from exc
+            except (EOFError, OSError, asyncio.IncompleteReadError) as exc:
                 self.kills += 1
                 worker.kill()
                 raise ExpressionError("the evaluation worker died") from exc
@@ -423,8 +450,7 @@ class SandboxPool:
                 worker.kill()
                 raise
             worker.used = True
-            with self._lock:
-                self._idle.append(worker)
+            self._idle.append(worker)
         if kind == "ok":
             return value
         if kind == "budget":
@@ -432,15 +458,9 @@ class SandboxPool:
         raise ExpressionError(value)
 
     def close(self) -> None:
-        with self._lock:
-            for w in self._idle:
-                w.kill()
-            self._idle.clear()
-
-
-def _startup_allowance(worker: _Worker) -> float:
-    # A worker that has not answered yet is still importing Jinja2 (~0.2 s, more on a busy box).
-    return 0.0 if worker.used else 5.0
+        for w in self._idle:
+            w.kill()
+        self._idle.clear()
 
 
 if __name__ == "__main__":
