@@ -211,6 +211,31 @@ _SIMPLE_FILTERS = frozenset(
 _TREES: dict[tuple[str, str], tuple[bool, frozenset[str] | None]] = {}
 
 
+# Filters whose cost is more than linear, or which build big structures in one call: a template
+# using them always runs in a worker process (see Evaluator.render_async).
+_HEAVY_FILTERS = frozenset(
+    {"sort", "dictsort", "unique", "groupby", "batch", "slice", "wordwrap", "urlize", "xmlattr",
+     "indent", "center", "format", "filesizeformat", "random", "pprint"}
+)  # fmt: skip
+_INLINE: dict[tuple[str, str], bool] = {}
+
+
+def _inline_ok(kind: str, source: str) -> bool:
+    """Whether a template may be tried in-process, with budgets, for a short slice."""
+    key = (kind, source)
+    got = _INLINE.get(key)
+    if got is None:
+        if kind == "condition":
+            tree: nodes.Node = _parse_expression(bare_condition(source))
+        else:
+            match = _FULL_EXPR.match(source)
+            tree = _parse_expression(match.group("expr")) if match else _parse_template(source)
+        got = not any(isinstance(n, nodes.Filter) and n.name in _HEAVY_FILTERS for n in _walk(tree))
+        if len(_INLINE) < 10_000:
+            _INLINE[key] = got
+    return got
+
+
 def _shape(kind: str, source: str) -> tuple[bool, frozenset[str] | None]:
     """(simple, referenced steps or None for 'any') of a condition or template string."""
     key = (kind, source)
@@ -279,26 +304,35 @@ class Evaluator:
         simple, refs = _shape("condition", source)
         if simple:
             return self.condition(source, context)
-
         sub = self._context_for(refs, context)
+        if _inline_ok("condition", source):
+            done, result = self.pool.inline("condition", source, sub)
+            if done:
+                return bool(result)
         return bool(await self.pool.evaluate("condition", source, sub))
 
     async def render_async(self, value: Any, context: dict[str, Any]) -> Any:
         if self.pool is None:
             return self.render(value, context)
         any_complex = False
+        inline_ok = True
         refs_all: set[str] | None = set()
         for _, text in iter_strings(value, ""):
             if not is_template(text):
                 continue
             simple, refs = _shape("template", text)
             any_complex = any_complex or not simple
+            inline_ok = inline_ok and _inline_ok("template", text)
             refs_all = None if refs is None or refs_all is None else refs_all | refs
         if not any_complex:
             return self._bounded(self.render(value, context))
 
         # Simple strings of the same step go along: one round trip per step.
         sub = self._context_for(None if refs_all is None else frozenset(refs_all), context)
+        if inline_ok:
+            done, result = self.pool.inline("render", value, sub)
+            if done:
+                return result
         return await self.pool.evaluate("render", value, sub)
 
     def _bounded(self, value: Any) -> Any:

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -61,12 +62,17 @@ class BudgetExceeded(ExpressionError):
     """An evaluation went over one of its budgets; the message names the setting."""
 
 
+class Reroute(Exception):
+    """An in-process evaluation ran past its short slice: run it in a worker instead."""
+
+
 def _over(what: str, size: int, cap: int, setting: str) -> BudgetExceeded:
     return BudgetExceeded(
         f"{what} would be {size:,} long, over the {cap:,} budget (limits.{setting})"
     )
 
 
+_BRACE_SPEC = re.compile(r"\{[^{}]*:((?:[^{}]|\{[^{}]*\})*)\}")
 _PCT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
@@ -79,6 +85,7 @@ class BudgetedEnv(_Env):
         super().__init__(undefined=StrictUndefined, autoescape=False)
         self.budgets = budgets
         self.iterations = 0
+        self.deadline: float | None = None  # set for in-process runs (see SandboxPool.inline)
         self.max_bits = int(budgets.max_int_digits * math.log2(10)) + 1
         self.filters["_budget_iter"] = self._iterate
         self.filters["_budget_concat"] = self._concat
@@ -94,6 +101,10 @@ class BudgetedEnv(_Env):
             ):
                 self.filters[name] = self._sized_filter(fn)
         self.globals.clear()  # no range/lipsum/cycler/namespace: expressions see params, steps
+
+    def tick(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Reroute
 
     # -- sizes ---------------------------------------------------------------------------------
 
@@ -114,6 +125,13 @@ class BudgetedEnv(_Env):
         if isinstance(width, int) and width > cap:
             raise _over("a padded string", width, cap, "template_max_string_bytes")
 
+    def _check_brace_format(self, fmt: str) -> None:
+        for spec in _BRACE_SPEC.findall(fmt):
+            if "{" in spec:
+                raise BudgetExceeded("nested format specs are not allowed in templates")
+            for digits in re.findall(r"\d+", spec):
+                self._check_width(int(digits))
+
     def _check_percent_format(self, fmt: str) -> None:
         for m in _PCT_WIDTH.finditer(fmt):
             for part in m.groups():
@@ -125,6 +143,7 @@ class BudgetedEnv(_Env):
     # -- operators -----------------------------------------------------------------------------
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        self.tick()
         b = self.budgets
         if operator == "**" and isinstance(left, int) and isinstance(right, int):
             if right > 0 and abs(left) > 1:
@@ -156,8 +175,11 @@ class BudgetedEnv(_Env):
         return self.check_size(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        __self.tick()
         name = getattr(__obj, "__name__", "")
         if isinstance(getattr(__obj, "__self__", None), str):
+            if name in ("format", "format_map"):
+                __self._check_brace_format(__obj.__self__)
             if name in ("center", "ljust", "rjust", "zfill") and args:
                 __self._check_width(args[0])
             elif name == "expandtabs":
@@ -179,6 +201,7 @@ class BudgetedEnv(_Env):
     def _iterate(self, iterable: Any) -> Iterator[Any]:
         cap = self.budgets.max_loop_iterations
         for item in iterable:
+            self.tick()
             self.iterations += 1
             if self.iterations > cap:
                 raise BudgetExceeded(
@@ -189,6 +212,7 @@ class BudgetedEnv(_Env):
     def _concat(self, parts: list[Any]) -> str:
         total = 0
         out = []
+        self.tick()
         for p in parts:
             if isinstance(p, StrictUndefined):
                 str(p)  # the strict error, as plain Jinja raises it
@@ -204,6 +228,7 @@ class BudgetedEnv(_Env):
         fn = FILTERS[name]
 
         def checked(value: Any, *args: Any, **kwargs: Any) -> Any:
+            self.tick()
             if name == "format":
                 self._check_percent_format(str(value))
             elif name in ("center", "wordwrap", "indent"):
@@ -218,6 +243,7 @@ class BudgetedEnv(_Env):
 
     def _sized_filter(self, fn: Any) -> Any:
         def sized(*args: Any, **kwargs: Any) -> Any:
+            self.tick()
             return self.check_size(fn(*args, **kwargs))
 
         # Jinja inspects these markers to pass the environment or context first.
@@ -302,6 +328,7 @@ class _Evaluator:
         out: list[str] = []
         size = 0
         for part in tpl.generate(**ctx):
+            self.env.tick()
             size += len(part)
             if size > cap:
                 raise _over("the rendered output", size, cap, "template_max_output_bytes")
@@ -344,11 +371,8 @@ def _limit_memory(mb: int) -> None:
 def worker_main(conn: Connection, budgets: Budgets) -> None:
     """Serve evaluations until the pipe closes. JSON both ways: nothing is unpickled."""
     _limit_memory(budgets.memory_mb)
-    # Below the gateway's own priority: a template burning its time budget must not take the
-    # CPU from the event loop that answers every other request.
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(10)
     ev = _Evaluator(budgets)
+    conn.send_bytes(b'"ready"')  # imports done: the parent's clock may start
     while True:
         try:
             op, payload, ctx = json.loads(conn.recv_bytes())
@@ -369,6 +393,10 @@ def worker_main(conn: Connection, budgets: Budgets) -> None:
         conn.send_bytes(json.dumps(answer).encode())
 
 
+SLOW_SECONDS = 0.05  # an evaluation running longer is niced (see _Worker.call)
+INLINE_SECONDS = 0.005  # the slice an in-process attempt gets before going to a worker
+
+
 class _Worker:
     """``python -m budai_gateway.sandbox`` on one end of a socket pair; the parent end is read
     and written by the event loop (asyncio streams), so waiting costs no thread."""
@@ -378,6 +406,7 @@ class _Worker:
         self.reader = reader
         self.writer = writer
         self.used = False
+        self.niced = False
 
     @classmethod
     async def start(cls, budgets: Budgets) -> _Worker:
@@ -390,19 +419,37 @@ class _Worker:
         )
         child.close()
         reader, writer = await asyncio.open_connection(sock=parent, limit=2**26)
-        return cls(proc, reader, writer)
+        worker = cls(proc, reader, writer)
+        try:
+            await asyncio.wait_for(worker.read_frame(), 30)  # start-up is not the budget's
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+            worker.kill()
+            raise ExpressionError("the evaluation worker did not start") from exc
+        return worker
+
+    async def read_frame(self) -> bytes:
+        (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+        data: bytes = await self.reader.readexactly(size)
+        return data
 
     async def call(self, message: bytes, budget: float) -> bytes:
         # The framing of multiprocessing.connection.Connection: a 4-byte big-endian length.
         self.writer.write(struct.pack("!i", len(message)) + message)
         await self.writer.drain()
 
-        async def answer() -> bytes:
-            (size,) = struct.unpack("!i", await self.reader.readexactly(4))
-            data: bytes = await self.reader.readexactly(size)
-            return data
-
-        return await asyncio.wait_for(answer(), budget)
+        pending = asyncio.ensure_future(self.read_frame())
+        done, _ = await asyncio.wait([pending], timeout=min(SLOW_SECONDS, budget))
+        if not done:
+            # A slow evaluation goes below the gateway's priority, so a template burning its
+            # budget does not take the CPU from the event loop; since an unprivileged process
+            # cannot be raised back, this worker is replaced once it answers.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, 10)
+            self.niced = True
+        try:
+            return await asyncio.wait_for(pending, max(budget - SLOW_SECONDS, 0.001))
+        finally:
+            pending.cancel()
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -420,18 +467,38 @@ class SandboxPool:
         self.size = size
         self._idle: list[_Worker] = []
         self._sem: asyncio.Semaphore | None = None
+        self._inline = _Evaluator(budgets)
         self.kills = 0
+
+    def inline(self, op: str, payload: Any, ctx: dict[str, Any]) -> tuple[bool, Any]:
+        """Try the evaluation here, for at most INLINE_SECONDS: (True, result) or (False, None)
+        when it needs a worker. Every budget hook checks the clock and each single operation
+        is bounded by the size budgets, so this cannot hold the event loop for long."""
+        env = self._inline.env
+        env.deadline = time.monotonic() + INLINE_SECONDS
+        try:
+            return True, self._inline.run(op, payload, ctx)
+        except Reroute:
+            return False, None
+        except BudgetExceeded:
+            raise
+        except RecursionError as exc:
+            raise ExpressionError("the template nests too deeply") from exc
+        except ExpressionError:
+            raise
+        except Exception as exc:
+            raise ExpressionError(str(exc) or type(exc).__name__) from exc
+        finally:
+            env.deadline = None
 
     async def evaluate(self, op: str, payload: Any, ctx: dict[str, Any]) -> Any:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.size)
         async with self._sem:
             worker = self._idle.pop() if self._idle else await _Worker.start(self.budgets)
-            # A fresh worker is still importing Jinja2 (~0.2 s, more on a busy machine).
-            grace = 0.0 if worker.used else 5.0
             try:
                 raw = await worker.call(
-                    json.dumps([op, payload, ctx]).encode(), self.budgets.time_seconds + grace
+                    json.dumps([op, payload, ctx]).encode(), self.budgets.time_seconds
                 )
                 kind, value = json.loads(raw)
             except TimeoutError as exc:
@@ -450,7 +517,10 @@ class SandboxPool:
                 worker.kill()
                 raise
             worker.used = True
-            self._idle.append(worker)
+            if worker.niced:
+                worker.kill()  # its replacement starts at normal priority
+            else:
+                self._idle.append(worker)
         if kind == "ok":
             return value
         if kind == "budget":
