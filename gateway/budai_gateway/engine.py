@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from budai.pipeline_rules import retry_delay
 from budai_gateway.actions import ACTION_FUNCS, StepFailed
+from budai_gateway.errors import printable
 from budai_gateway.expressions import Evaluator
 from budai_gateway.schemas import Definition, Step
 from budai_gateway.service import TERMINAL_EXEC, iso
@@ -325,6 +326,10 @@ class Runner:
             assert retry is not None
             delay = retry_delay(attempt, retry.initial_delay_seconds, retry.backoff_multiplier)
             log.info(
-                "step %s attempt %d failed (%s); retrying in %.3fs", spec.id, attempt, error, delay
+                "step %s attempt %d failed (%s); retrying in %.3fs",
+                spec.id,
+                attempt,
+                printable(error),
+                delay,
             )
             await asyncio.sleep(delay)
