@@ -9,7 +9,8 @@ budgets cost.
 2. Throughput with budgets on (the defaults) against a gateway with them off
    (``limits.template_budgets: false`` and chat limits raised out of reach): chat completions
    per second, and a 200-step pipeline whose steps render templates, once with plain lookups
-   (evaluated in-process) and once with loops (sent to the budgeted worker processes).
+   (evaluated in-process) and once with loops (evaluated with budgets: an in-process slice, then
+   the worker processes).
 
     python benchmarks/bench_hostile.py [--seconds N] [--requests N] [--runs N]
 """
@@ -328,7 +329,7 @@ def main() -> None:
         for key, label, unit in [
             ("chat", "chat completions/s with budgets", "req/s"),
             ("simple", "pipeline steps/s, lookup templates, with budgets", "steps/s"),
-            ("looped", "pipeline steps/s, loop templates (worker), with budgets", "steps/s"),
+            ("looped", "pipeline steps/s, loop templates (budgeted), with budgets", "steps/s"),
         ]:
             rows.append(
                 Row(label, rates["on"][key], rates["off"][key], unit, "within 10 %", "budgets off")
