@@ -133,7 +133,7 @@ class Limits(BaseModel):
     chat_max_n: int = Field(default=8, ge=1)
     chat_max_prompt_bytes: int = Field(default=262_144, ge=16)
     chat_max_tokens: int = Field(default=4096, ge=1)
-    chat_max_reply_bytes: int = Field(default=4_194_304, ge=1024)
+    chat_max_reply_bytes: int = Field(default=1_048_576, ge=1024)
     upstream_max_response_bytes: int = Field(default=16_777_216, ge=1024)
     # Requests and connections.
     max_json_depth: int = Field(default=64, ge=2)
