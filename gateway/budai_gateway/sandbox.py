@@ -350,7 +350,7 @@ class _Evaluator:
         out: list[str] = []
         size = 0
         # Parts come from the template's text or its loops, and loops tick in _iterate.
-        for part in tpl.generate(**ctx):
+        for part in tpl.root_render_func(tpl.new_context(ctx)):
             size += len(part)
             if size > cap:
                 raise _over("the rendered output", size, cap, "template_max_output_bytes")
