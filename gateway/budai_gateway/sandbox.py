@@ -78,6 +78,7 @@ def _over(what: str, size: int, cap: int, setting: str) -> BudgetExceeded:
 
 
 _NUMBERS = (int, float)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 _SMALL = 2**62
 _BINOPS = {"+": operator.add, "*": operator.mul, "%": operator.mod}
 _BRACE_SPEC = re.compile(r"\{[^{}]*:((?:[^{}]|\{[^{}]*\})*)\}")
@@ -370,7 +371,10 @@ class _Evaluator:
         self.env.iterations = 0
         if op == "condition":
             return bool(self.expression(bare_condition(payload), ctx))
-        result = _jsonable(self.render(payload, ctx))
+        raw = self.render(payload, ctx)
+        # JSON-native already (the usual case: params of strings): no round trip needed.
+        flat = isinstance(raw, dict) and all(type(v) in _PLAIN for v in raw.values())
+        result = raw if flat or type(raw) in _PLAIN else _jsonable(raw)
         cap = self.env.budgets.max_output_bytes
         size = len(json.dumps(result))
         if size > cap:
