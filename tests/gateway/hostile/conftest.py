@@ -213,7 +213,7 @@ HOSTILE_LIMITS: dict[str, Any] = {
     "body_timeout_seconds": 1.0,
     "max_half_open_connections": 32,
     "max_json_depth": 32,
-    "auth_failures": {"capacity": 20, "refill_per_second": 20},
+    "auth_failures": {"capacity": 20, "refill_per_second": 5},
 }
 
 
