@@ -4,9 +4,9 @@
 (recognised by the ``X-Stainless-*`` headers or the ``OpenAI/`` user agent its SDKs send) gets
 the OpenAI shape instead: one entry per *served name* (the names chat accepts), with
 ``object``, ``created`` and ``owned_by``. ``/v1/embeddings`` is a deterministic built-in: a
-text's vector is derived from its SHA-256, so tests can predict it. A model served by an
-upstream answers legacy completions through chat.py's forwarding (and its checks); its
-embeddings are refused rather than faked.
+text's vector is derived from its SHA-256, so tests can predict it. A model served by a
+configured upstream answers legacy completions through chat.py's forwarding (with its checks
+and bounds); its embeddings are refused rather than faked.
 """
 
 from __future__ import annotations
@@ -138,8 +138,7 @@ def _inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
 
 async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
     dep, model = chat.resolve_target(gw, body.model)
-    gw.record_request(dep["id"])
-    if _upstream_url(model):
+    if chat.upstream_of(gw, model) is not None:
         # Only chat is forwarded (through chat.py, which owns every check on upstreams);
         # built-in vectors for a real model would be silently wrong, so refuse instead.
         raise APIError(
@@ -149,6 +148,7 @@ async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
             "upstreams (use the upstream's /embeddings directly).",
             "model",
         )
+    gw.record_request(dep["id"])
     dims = body.dimensions or DEFAULT_DIMENSIONS
     texts = _inputs(body.input)
     if len(texts) > MAX_INPUTS:
@@ -230,20 +230,19 @@ def _chat_request(body: CompletionRequest, prompt: str) -> dict[str, Any]:
     }
 
 
-def _upstream_url(model: dict[str, Any]) -> str | None:
-    url = model["metadata"].get("upstream_url")
-    return str(url) if url else None
-
-
 async def _chat_answer(
     gw: Gateway, model: dict[str, Any], req: dict[str, Any], name: str
 ) -> dict[str, Any]:
-    """One chat completion: the upstream's when the model has one, else the built-in
-    engine's. The one place here that knows how chat.py reaches an upstream."""
-    if _upstream_url(model):
-        assert gw.http is not None
-        return await chat.forward(gw.http, model, req)
-    return chat.completion(req, name)
+    """One chat completion: the configured upstream's when the model names one, else the
+    built-in engine's; chat's bounds apply either way. The one place here that knows how
+    chat.py reaches an upstream (and it does all the checking)."""
+    limits = gw.settings.limits
+    chat.check_bounds(req, limits)
+    up = chat.upstream_of(gw, model)
+    if up is not None:
+        answer: dict[str, Any] = await chat.forward(gw, up, model, req)
+        return answer
+    return chat.completion(req, name, limits)
 
 
 async def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The OpenAI-compatible surface with a model served by an upstream (a real uvicorn server of
-our own): legacy completions come from its chat completions, embeddings are refused (never
+our own, configured in `upstreams:`): legacy completions come from its chat completions, embeddings are refused (never
 faked); a read-scoped key may embed and complete, as it may chat."""
 
 from __future__ import annotations
@@ -56,13 +56,17 @@ def upstream() -> Iterator[str]:
     thread.join(5)
 
 
-def test_upstream_models_answer_embeddings_and_completions(
-    gw: LocalGateway, client: httpx.Client, upstream: str
-) -> None:
+def test_upstream_models_answer_completions_and_refuse_embeddings(upstream: str) -> None:
+    # Upstreams are entries of the gateway's config; the model names one.
+    config = {"upstreams": [{"name": "up", "url": upstream, "allow_loopback": True}]}
+    with LocalGateway(speed=20, config=config) as gw, gw.client() as client:
+        _through_upstream(gw, client)
+
+
+def _through_upstream(gw: LocalGateway, client: httpx.Client) -> None:
     import openai
 
-    model = make_model(client, "up-m", metadata={"upstream_url": upstream,
-                                                 "upstream_model": "real"})
+    model = make_model(client, "up-m", metadata={"upstream": "up", "upstream_model": "real"})
     dep = client.post("/deployments", json={"model_id": model["id"], "name": "up-d",
                                             "cluster_id": cluster_ids(client)["local-cpu"]})
     wait_status(client, f"/deployments/{dep.json()['id']}", {"active"})
