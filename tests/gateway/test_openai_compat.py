@@ -1,6 +1,7 @@
 """The OpenAI-compatible surface with a model served by an upstream (a real uvicorn server of
-our own, configured in `upstreams:`): legacy completions come from its chat completions, embeddings are refused (never
-faked); a read-scoped key may embed and complete, as it may chat."""
+our own, configured in `upstreams:`): legacy completions come from its chat completions,
+embeddings are refused (never faked); a read-scoped key may embed and complete, as it may
+chat."""
 
 from __future__ import annotations
 
