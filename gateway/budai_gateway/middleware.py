@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from budai_gateway.config import ApiKey, RateLimit
 from budai_gateway.errors import error_bytes
 from budai_gateway.service import Gateway
+from budai_gateway.tenancy import current_project
 
 log = logging.getLogger("budai_gateway")
 
@@ -165,6 +166,15 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The project set for this request must not outlive it (in-process transports share
+        # the caller's context).
+        token = current_project.set(None)
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            current_project.reset(token)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -242,14 +252,27 @@ class GatewayMiddleware:
                         {"retry-after": retry},
                     )
                     return
-            needs_admin = local or (method in MUTATING and (method, path) not in READ_WRITES)
-            if needs_admin and key.scope != "admin":
+            needed = (
+                "local"
+                if local
+                else "admin"
+                if method in MUTATING and (method, path) not in READ_WRITES
+                else "read"
+            )
+            if needed not in key.scopes():
                 await error(
                     403,
                     "insufficient_scope",
-                    f"This API key has the '{key.scope}' scope; {method} {path} needs 'admin'.",
+                    f"This API key has the '{key.scope}' scope; {method} {path} needs '{needed}'.",
                 )
                 return
+            # The key is its project: every object query below is scoped to it. The /_local/
+            # controls act on the whole gateway, so they stay unscoped.
+            state = scope["state"]
+            state["project"] = None if local else key.project
+            state["scopes"] = key.scopes()
+            state["key_name"] = key.name
+            current_project.set(state["project"])
         if public or local:
             _, rl_headers, _ = self.rt.take(who, consume=False)
         extra.update(rl_headers)

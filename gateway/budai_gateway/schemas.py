@@ -43,6 +43,15 @@ class Health(BaseModel):
     version: str
 
 
+class WhoAmI(BaseModel):
+    """The project and scopes of the key that made the request (never the key itself)."""
+
+    object: Literal["whoami"]
+    project: str
+    scopes: list[str]
+    key_name: str
+
+
 # -- models ----------------------------------------------------------------------------------------
 
 ModelSource = Literal["hugging_face", "url", "local", "cloud"]

@@ -27,6 +27,7 @@ from budai_gateway.config import ClusterSpec, Settings
 from budai_gateway.errors import APIError, not_found
 from budai_gateway.resources import Node, Placement, Request, format_cpu
 from budai_gateway.store import Doc, Store
+from budai_gateway.tenancy import acting_for
 
 log = logging.getLogger("budai_gateway")
 
@@ -393,12 +394,18 @@ class Gateway:
         return self._get("cluster", cluster_id, param)
 
     def placement(self, cluster_id: str) -> tuple[Placement, dict[str, int]]:
-        """Place every reserving deployment of a cluster, oldest first."""
+        """Place every reserving deployment of a cluster, oldest first.
+
+        Clusters are capacity shared by every project, so this counts all projects' deployments
+        (only sums leave this method, never another project's ids).
+        """
         internal = self.store.get_internal(cluster_id)
         nodes = [Node.from_doc(n) for n in internal.get("nodes", [])]
         plc = Placement(nodes)
         placed: dict[str, int] = {}
-        for dep in self.store.find("deployment", "cluster_id", cluster_id):
+        with acting_for(None):
+            deps = self.store.find("deployment", "cluster_id", cluster_id)
+        for dep in deps:
             if dep["status"] in RESERVING:
                 want = dep["replicas"]
                 placed[dep["id"]] = plc.place(
@@ -727,7 +734,9 @@ class Gateway:
     def _tick_cluster_deployments(self, cluster_id: str) -> None:
         """After node loss, active deployments report only the replicas that still fit."""
         _, placed = self.placement(cluster_id)
-        for dep in self.store.find("deployment", "cluster_id", cluster_id):
+        with acting_for(None):
+            deps = self.store.find("deployment", "cluster_id", cluster_id)
+        for dep in deps:
             if dep["status"] != "active":
                 continue
             ready = min(placed.get(dep["id"], 0), dep["replicas"])
