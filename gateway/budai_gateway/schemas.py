@@ -153,12 +153,18 @@ class DeploymentCreate(Strict):
     replicas: int = Field(default=1, ge=0, le=100)
     auto_scaling: AutoScaling | None = None
     resources: Resources | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class DeploymentUpdate(Strict):
     replicas: int | None = Field(default=None, ge=0, le=100)
     auto_scaling: AutoScaling | None = None
     resources: Resources | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class Deployment(BaseModel):
@@ -174,6 +180,7 @@ class Deployment(BaseModel):
     auto_scaling: AutoScaling
     resources: Resources
     error: str | None
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
 
@@ -228,6 +235,9 @@ class PipelineCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = Field(default=None, max_length=4096)
     definition: Definition
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class PipelineUpdate(Strict):
@@ -235,6 +245,9 @@ class PipelineUpdate(Strict):
     description: str | None = Field(default=None, max_length=4096)
     definition: Definition | None = None
     status: PipelineStatus | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class Pipeline(BaseModel):
@@ -244,6 +257,7 @@ class Pipeline(BaseModel):
     description: str | None
     definition: dict[str, Any]
     status: PipelineStatus
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
 
@@ -290,6 +304,9 @@ StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 class ExecutionCreate(Strict):
     pipeline_id: str = Field(min_length=1, max_length=128)
     params: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class ExecutionStep(BaseModel):
@@ -316,6 +333,7 @@ class Execution(BaseModel):
     outputs: dict[str, Any]
     steps: dict[str, ExecutionStep]
     error: str | None
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
 
 

@@ -543,6 +543,7 @@ class Gateway:
             "auto_scaling": auto,
             "resources": resources,
             "error": None,
+            "metadata": dict(body.get("metadata") or {}),
             "created_at": now,
             "updated_at": now,
         }
@@ -590,6 +591,8 @@ class Gateway:
             new_res = {**doc["resources"], **body["resources"]}
             resources_changed = new_res != doc["resources"]
             doc["resources"] = new_res
+        if body.get("metadata") is not None:
+            doc["metadata"] = {**(doc.get("metadata") or {}), **body["metadata"]}
         self._set_replicas(doc, new_replicas, force=resources_changed)
         doc["updated_at"] = iso()
         self.store.put("deployment", doc)
@@ -872,6 +875,7 @@ class Gateway:
             "description": body.get("description"),
             "definition": body["definition"],
             "status": "active",
+            "metadata": dict(body.get("metadata") or {}),
             "created_at": now,
             "updated_at": now,
         }
@@ -888,6 +892,8 @@ class Gateway:
         for key in ("name", "description", "definition", "status"):
             if body.get(key) is not None:
                 doc[key] = body[key]
+        if body.get("metadata") is not None:
+            doc["metadata"] = {**(doc.get("metadata") or {}), **body["metadata"]}
         doc["updated_at"] = iso()
         self.store.put("pipeline", doc)
         return doc
@@ -923,6 +929,7 @@ class Gateway:
             "pipeline_id": pipe["id"],
             "status": "pending",
             "params": dict(body.get("params") or {}),
+            "metadata": dict(body.get("metadata") or {}),
             "started_at": None,
             "completed_at": None,
             "duration_seconds": None,

@@ -43,7 +43,6 @@ from .reconcile.common import (
     Event,
     Observation,
     Plan,
-    current_id,
     default_remote_name,
     delete_plan,
     error_plan,
@@ -55,6 +54,7 @@ from .reconcile.deployment import reconcile_deployment
 from .reconcile.errors import ErrorClass, Failure, backoff, classify
 from .reconcile.execution import TERMINAL, delete_execution_plan, reconcile_execution
 from .reconcile.model import IDENTITY_KEY, reconcile_model
+from .reconcile.ownership import Source, id_source, judge, may_delete
 from .reconcile.pipeline import reconcile_pipeline
 from .reconcile.polling import (
     ANN_PAUSED,
@@ -473,13 +473,24 @@ class Runtime:
     async def _observe(self, st: ObjectState, ctx: Ctx, spec: Any) -> Observation:
         kind = st.kind
         noun = NOUNS[kind]
-        known = current_id(ctx, getattr(spec, "external_id", None))
-        if known:
-            st.remote_id = known
+        known, source = id_source(
+            getattr(spec, "external_id", None), ctx.status, ctx.annotations
+        )
+        if known and source:
             remote = await self._call(
                 f"read {noun} {known}", self.gw.cache_for(kind).observe(known, self._max_age(ctx))
             )
-            return Observation(remote, via="id", gone=remote is None)
+            if remote is None:
+                st.remote_id = known
+                return Observation(None, via="id", gone=True, gone_id=known)
+            verdict = judge(ctx.uid, remote, source, noun, self._remote_name(ctx, spec))
+            if verdict.ignore:
+                # The annotation names an object that is not ours: not an adoption path.
+                return Observation()
+            if not verdict.manage:
+                return Observation(refused=(verdict.reason, verdict.message))
+            st.remote_id = known
+            return Observation(remote, via="id")
         # Nothing known yet: the decision creates. Names are unique on the gateway (a create of a
         # taken name answers 409 already_exists), so no lookup is needed first: `_act` looks the
         # name up on that answer and the decision adopts the object only if it is this
@@ -565,6 +576,10 @@ class Runtime:
         if ctx.paused:
             return paused_plan(ctx)
         obs = await self._observe(st, ctx, spec)
+        if obs.refused is None:
+            obs = await self._check_reference(st, ctx, spec, obs)
+        if obs.refused is not None:
+            return self._refused(ctx, obs.refused)
         plan = await self._decide(st, ctx, spec, obs)
         events: list[Event] = []
         annotations: dict[str, str] = {}
@@ -575,6 +590,9 @@ class Runtime:
                 break
             after = await self._act(st, ctx, spec, plan.actions)
             if after is None:
+                break
+            if after.refused is not None:
+                plan = self._refused(ctx, after.refused)
                 break
             plan = await self._decide(st, ctx, spec, after)
         plan.events = events
@@ -601,22 +619,83 @@ class Runtime:
                 await self.kube.delete(PLURALS[st.kind], st.namespace, st.name)
                 return None
             try:
-                result = await self._send(st, action)
+                result, replayed = await self._send(st, action)
             except _ActionFailed as err:
                 if err.failure.code == "already_exists" and action.op == "create":
-                    # Someone (or our own lost response) holds the name: decide on what is there.
+                    # Someone (or our own lost response) holds the name: decide on what is there,
+                    # and never repeat the holder's id (the error's param) in a message.
+                    name = str(action.body.get("name"))
                     found = await self._call(
-                        f"look up {NOUNS[st.kind]}",
-                        self.gw.find_by_name(st.kind, str(action.body.get("name"))),
+                        f"look up {NOUNS[st.kind]}", self.gw.find_by_name(st.kind, name)
                     )
                     if found:
+                        verdict = judge(ctx.uid, found, "name", NOUNS[st.kind], name)
+                        if not verdict.manage:
+                            return Observation(refused=(verdict.reason, verdict.message))
                         return Observation(found, via="name")
+                    err.failure = replace(err.failure, param=None)
                 raise
+            if replayed and action.op == "create":
+                # The gateway answered from its idempotency record: the object may have been
+                # deleted since. Confirm; if it is gone, the next create uses a fresh key.
+                rid = str(result.get("id"))
+                current = await self._call(
+                    f"read {NOUNS[st.kind]} {rid}", self.gw.cache_for(st.kind).observe(rid, 0.0)
+                )
+                if current is None:
+                    return Observation(None, via="action", gone=True, gone_id=rid)
+                result = current
             self.gw.cache_for(st.kind).put(result)
             st.remote_id = str(result.get("id"))
         return Observation(result, via="action") if result is not None else None
 
-    async def _send(self, st: ObjectState, action: Action) -> Remote:
+    def _remote_name(self, ctx: Ctx, spec: Any) -> str:
+        return default_remote_name(ctx, getattr(spec, "name", None))
+
+    def _refused(self, ctx: Ctx, refused: tuple[str, str]) -> Plan:
+        """Stalled on an object that is not ours; re-checked slowly (it may be released)."""
+        reason, message = refused
+        previous = cnd.get(ctx.status.get("conditions"), cnd.STALLED) or {}
+        fresh = previous.get("status") != "True" or previous.get("reason") != reason
+        plan = stalled_plan(ctx, reason, message, event=fresh)
+        plan.requeue_after = ctx.poll(False)
+        return plan
+
+    async def _check_reference(
+        self, st: ObjectState, ctx: Ctx, spec: Any, obs: Observation
+    ) -> Observation:
+        """`spec.modelId` / `spec.pipelineId` may name only objects not managed from another
+        namespace: with a key shared by several namespaces, an id alone must not reach another
+        team's model or pipeline (with a key per project the gateway already answers 404)."""
+        ref_kind, direct = None, None
+        if isinstance(spec, BudDeploymentSpec) and spec.model_id:
+            ref_kind, direct = "BudModel", spec.model_id
+        elif isinstance(spec, BudExecutionSpec) and spec.pipeline_id and obs.remote is None:
+            ref_kind, direct = "BudPipeline", spec.pipeline_id
+        if ref_kind is None or direct is None:
+            return obs
+        noun = NOUNS[ref_kind]
+        target = await self._call(
+            f"read {noun} {direct}", self.gw.cache_for(ref_kind).observe(direct, self._max_age(ctx))
+        )
+        if target is None:
+            return obs  # the create answers 404 and the decision says so
+        marker = (target.get("metadata") or {}).get(IDENTITY_KEY)
+        owner = self.objects.get(str(marker)) if marker else None
+        if marker and marker != ctx.uid and (owner is None or owner.namespace != st.namespace):
+            field = "modelId" if ref_kind == "BudModel" else "pipelineId"
+            return Observation(
+                refused=(
+                    "OwnedElsewhere",
+                    f"spec.{field} names a {noun} managed from another namespace; refer to a "
+                    f"{noun} of this namespace",
+                )
+            )
+        return obs
+
+    async def _send(self, st: ObjectState, action: Action) -> tuple[Remote, bool]:
+        """One remote write; returns the object and whether a create was answered from the
+        gateway's idempotency record (a replay)."""
         c = self.gw.client
         key = action.idempotency_key
         body: dict[str, Any] = dict(action.body)
@@ -626,12 +705,12 @@ class Runtime:
         call: Any
         if st.kind == "BudModel":
             if action.op == "create":
-                call = c.models.create(idempotency_key=key, **body)
+                call = c.models.with_response.create(idempotency_key=key, **body)
             else:
                 call = c.models.update(target, idempotency_key=key, **body)
         elif st.kind == "BudDeployment":
             if action.op == "create":
-                call = c.deployments.create(idempotency_key=key, **body)
+                call = c.deployments.with_response.create(idempotency_key=key, **body)
             elif action.op == "stop":
                 call = c.deployments.stop(target, idempotency_key=key)
             elif action.op == "start":
@@ -640,21 +719,28 @@ class Runtime:
                 call = c.deployments.update(target, idempotency_key=key, **body)
         elif st.kind == "BudPipeline":
             if action.op == "create":
-                call = c.pipelines.create(idempotency_key=key, **body)
+                call = c.pipelines.with_response.create(idempotency_key=key, **body)
             else:
                 call = c.pipelines.update(target, idempotency_key=key, **body)
         elif action.op == "create":
             doing = f"create execution of pipeline {body['pipeline_id']}"
-            call = c.executions.create(
-                body["pipeline_id"], body.get("params") or {}, idempotency_key=key
+            call = c.executions.with_response.create(
+                body["pipeline_id"],
+                body.get("params") or {},
+                metadata=body.get("metadata"),
+                idempotency_key=key,
             )
         else:
             call = c.executions.cancel(target, idempotency_key=key)
         try:
-            return to_dict(await self._call(doing, call))
+            answer = await self._call(doing, call)
         except _ActionFailed as err:
             err.creating = action.op == "create"
             raise
+        if action.op == "create":
+            replayed = answer.headers.get("idempotent-replayed") == "true"
+            return to_dict(answer.data), replayed
+        return to_dict(answer), False
 
     # --- deletion -------------------------------------------------------------------------------
 
@@ -677,17 +763,22 @@ class Runtime:
             spec: Any = SPECS[kind].model_validate(st.body.get("spec") or {})
         except ValidationError:
             return True, 0.0  # nothing was ever created from an invalid spec
-        remote_id = current_id(ctx, getattr(spec, "external_id", None))
+        remote_id, source = id_source(
+            getattr(spec, "external_id", None), ctx.status, ctx.annotations
+        )
         cache = self.gw.cache_for(kind)
         try:
             if remote_id is None and kind == "BudModel" and spec.deletion_policy.value == "Delete":
                 remote_id = await self._created_but_unrecorded(ctx, spec)
+                source = "status" if remote_id else None
             obs = Observation()
             if remote_id:
                 remote = await self._call(
                     f"read {NOUNS[kind]} {remote_id}", cache.observe(remote_id, 0.0)
                 )
                 obs = Observation(remote, via="id", gone=remote is None)
+                if remote is not None and not may_delete(ctx.uid, remote, source):
+                    return self._release_foreign(st, source)
             if kind == "BudExecution":
                 plan = delete_execution_plan(ctx, spec, obs)
             else:
@@ -733,6 +824,20 @@ class Runtime:
         if patch:
             await self.kube.patch_status(PLURALS[kind], st.namespace, st.name, patch)
         return False, plan.requeue_after or 2.0
+
+    def _release_foreign(self, st: ObjectState, source: Source | None) -> tuple[bool, float]:
+        """Deleting a resource whose remote object is not its own (an adoption that never
+        succeeded, a foreign annotation): release the finalizer, delete nothing remote."""
+        why = (
+            "the adoption never succeeded"
+            if source == "externalId"
+            else "it is not managed by this resource"
+        )
+        self.post_event(
+            st.body,
+            Event("Normal", "Orphaned", f"deleted nothing remote: {why}"),
+        )
+        return True, 0.0
 
     async def _created_but_unrecorded(self, ctx: Ctx, spec: BudModelSpec) -> str | None:
         """A model this resource created whose id never reached status or the annotation (the

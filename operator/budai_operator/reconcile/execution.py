@@ -28,6 +28,7 @@ from .common import (
 )
 from .errors import UNAUTHORIZED_RECHECK
 from .model import set_fields
+from .ownership import marker_patch
 from .polling import ANN_EXTERNAL_ID
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -128,7 +129,13 @@ def reconcile_execution(
                 status=status,
                 requeue_after=ctx.poll(True),
             )
-        body = strip_none({"pipeline_id": pipeline_id, "params": spec.params or {}})
+        body = strip_none(
+            {
+                "pipeline_id": pipeline_id,
+                "params": spec.params or {},
+                "metadata": marker_patch(ctx.uid),
+            }
+        )
         action = Action(
             "create",
             body=body,

@@ -15,6 +15,7 @@ from .common import (
     Observation,
     Plan,
     base_status,
+    create_key,
     current_id,
     default_remote_name,
     in_flight_plan,
@@ -24,6 +25,7 @@ from .common import (
     strip_none,
 )
 from .model import set_fields
+from .ownership import Claim, claim_of, marker_patch
 from .polling import ANN_EXTERNAL_ID
 
 _RETRY_DEFAULTS = {"max_attempts": 1, "backoff_multiplier": 1.0, "initial_delay_seconds": 1.0}
@@ -149,12 +151,17 @@ def reconcile_pipeline(
                 f"the adopted pipeline {spec.external_id} does not exist in the gateway",
             )
         body = strip_none(
-            {"name": name, "description": spec.description, "definition": definition_body(spec)}
+            {
+                "name": name,
+                "description": spec.description,
+                "definition": definition_body(spec),
+                "metadata": marker_patch(ctx.uid),
+            }
         )
         action = Action(
             "create",
             body=body,
-            idempotency_key=ctx.idempotency_key("create", body),
+            idempotency_key=create_key(ctx, body, obs),
             reason="Creating",
             message=f"creating remote pipeline {name}",
         )
@@ -191,6 +198,9 @@ def reconcile_pipeline(
         patch["status"] = wanted_state
     if not spec.external_id and remote.get("name") != name:
         patch["name"] = name
+    if claim_of(ctx.uid, remote) is not Claim.OURS:
+        # Adopted, or created before markers existed: mark it as this resource's.
+        patch["metadata"] = marker_patch(ctx.uid)
     if patch:
         drift = not ctx.spec_changed
         what = ", ".join(sorted(patch))
