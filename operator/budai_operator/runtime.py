@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from budai.exceptions import BudAPIError
 
+from .connections import Connections
 from .kubeapi import KubeApi, status_patch
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .models import (
@@ -50,6 +52,14 @@ from .reconcile.common import (
     paused_plan,
     stalled_plan,
 )
+from .reconcile.connection import (
+    BUD_CONNECTION,
+    CLUSTER_BUD_CONNECTION,
+    ConnectionHealth,
+    ConnKey,
+    connection_status,
+    describe,
+)
 from .reconcile.deployment import reconcile_deployment
 from .reconcile.errors import ErrorClass, Failure, backoff, classify
 from .reconcile.execution import TERMINAL, delete_execution_plan, reconcile_execution
@@ -69,11 +79,15 @@ from .settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 PLURALS = {
+    BUD_CONNECTION: "budconnections",
+    CLUSTER_BUD_CONNECTION: "clusterbudconnections",
     "BudModel": "budmodels",
     "BudDeployment": "buddeployments",
     "BudPipeline": "budpipelines",
     "BudExecution": "budexecutions",
 }
+MANAGED_KINDS = ("BudModel", "BudDeployment", "BudPipeline", "BudExecution")
+CONNECTION_KINDS = (BUD_CONNECTION, CLUSTER_BUD_CONNECTION)
 SPECS: dict[str, type[BaseModel]] = {
     "BudModel": BudModelSpec,
     "BudDeployment": BudDeploymentSpec,
@@ -112,6 +126,10 @@ class ObjectState:
     ready: str = "Unknown"
     ref: tuple[str, str, str] | None = None
     """(kind, namespace, name) of the resource this one waits on, as indexed."""
+    conn: ConnKey | None = None
+    """The connection this resource resolved to at its last reconcile."""
+    gw: Gateway = None  # type: ignore[assignment]
+    """That connection's gateway client (set before any remote call)."""
 
     @property
     def steering(self) -> tuple[str, ...]:
@@ -137,13 +155,21 @@ class Runtime:
     def __init__(
         self,
         settings: OperatorSettings,
-        gateway: Gateway,
+        gateway: Gateway | None,
         kube: KubeApi,
         post_event: PostEvent,
     ) -> None:
         self.settings = settings
         self.gw = gateway
+        """The operator's own key (flags), the default while no ClusterBudConnection exists."""
         self.kube = kube
+        self.conns = Connections(
+            settings,
+            kube,
+            gateway,
+            settings.operator_namespace,
+        )
+        self._conn_wake = asyncio.Event()
         self.post_event = post_event
         self.objects: dict[str, ObjectState] = {}
         self._by_name: dict[tuple[str, str, str], str] = {}
@@ -249,25 +275,29 @@ class Runtime:
             )
         self._tasks.append(asyncio.create_task(self._cluster_loop(), name="cluster health"))
         self._tasks.append(asyncio.create_task(self._trim_loop(), name="memory trim"))
-        if self.settings.api_key_file:
+        if self.settings.api_key_file and self.gw is not None:
             self._tasks.append(asyncio.create_task(self._key_loop(), name="API key file"))
+        self._tasks.append(asyncio.create_task(self._connection_loop(), name="connections"))
 
     async def _key_loop(self) -> None:
         # A fixed Secret must heal Unauthorized resources within one poll, without a restart.
         while True:
             await asyncio.sleep(self.KEY_CHECK_INTERVAL)
             try:
-                changed = self.gw.reload_key()
+                changed = self.gw.reload_key() if self.gw is not None else False
             except Exception:
                 log.exception("re-reading the API key file failed")
                 continue
             if changed:
                 self.wake_unauthorized()
 
-    def wake_unauthorized(self) -> int:
-        """Wake every resource Stalled with reason Unauthorized (the key changed)."""
+    def wake_unauthorized(self, conn: ConnKey | None = None) -> int:
+        """Wake every resource Stalled with reason Unauthorized (the key changed), only those
+        of connection `conn` when given."""
         woken = 0
         for st in self.objects.values():
+            if conn is not None and st.conn != conn:
+                continue
             conditions = (st.body.get("status") or {}).get("conditions")
             stalled = cnd.get(conditions, cnd.STALLED) or {}
             if stalled.get("status") == "True" and stalled.get("reason") == "Unauthorized":
@@ -295,55 +325,208 @@ class Runtime:
         await self.kube.flush_events()
 
     async def _refresh_loop(self, kind: str) -> None:
-        cache = self.gw.cache_for(kind)
+        # One list per kind per connection (each connection is its own project and bucket).
         while True:
-            pages = max(1, -(-cache.last_list_size // self.gw.PAGE))
-            # At most one page every PAGE_SPACING seconds: idle traffic stays flat (about 0.1
-            # request/s per kind) however many objects there are.
-            interval = max(self.settings.refresh_interval, self.PAGE_SPACING * pages)
+            gateways = list(self.conns.gateways.values())
+            pages = sum(max(1, -(-gw.cache_for(kind).last_list_size // gw.PAGE)) for gw in gateways)
+            # At most one page every PAGE_SPACING seconds per connection: idle traffic stays
+            # flat (about 0.1 request/s per kind and connection) however many objects there are.
+            interval = max(
+                self.settings.refresh_interval,
+                self.PAGE_SPACING * max(1, pages) / max(1, len(gateways)),
+            )
             await asyncio.sleep(interval * (0.9 + 0.2 * random.random()))
-            managed = {
-                st.remote_id: st for st in self.objects.values() if st.kind == kind and st.remote_id
-            }
-            if not managed:
-                continue
-            try:
-                changed = await cache.refresh()
-            except BudAPIError as err:
-                log.warning("list refresh of %s failed: %s", kind, err)
-                continue
-            except Exception:
-                log.exception("list refresh of %s failed", kind)
-                continue
-            for remote_id in changed:
-                st = managed.get(remote_id)
-                if st is not None:
-                    self.scheduler.wake(st.uid)
+            for gw in gateways:
+                managed = {
+                    st.remote_id: st
+                    for st in self.objects.values()
+                    if st.kind == kind and st.remote_id and st.gw is gw
+                }
+                if not managed:
+                    continue
+                try:
+                    changed = await gw.cache_for(kind).refresh()
+                except BudAPIError as err:
+                    log.warning("list refresh of %s via %s failed: %s", kind, gw.label, err)
+                    continue
+                except Exception:
+                    log.exception("list refresh of %s via %s failed", kind, gw.label)
+                    continue
+                for remote_id in changed:
+                    st = managed.get(remote_id)
+                    if st is not None:
+                        self.scheduler.wake(st.uid)
 
     async def _cluster_loop(self) -> None:
-        last: dict[str, str] = {}
+        last: dict[tuple[str, str], str] = {}
         while True:
             await asyncio.sleep(self.settings.cluster_interval * (0.9 + 0.2 * random.random()))
-            in_use: dict[str, list[ObjectState]] = {}
+            in_use: dict[tuple[str, str], tuple[Gateway, list[ObjectState]]] = {}
             for st in self.objects.values():
-                if st.kind == "BudDeployment":
+                if st.kind == "BudDeployment" and st.gw is not None:
                     cluster_id = (st.body.get("spec") or {}).get("clusterId") or (
                         (st.body.get("status") or {}).get("cluster") or {}
                     ).get("id")
                     if cluster_id:
-                        in_use.setdefault(str(cluster_id), []).append(st)
-            for cluster_id, deps in in_use.items():
+                        slot = in_use.setdefault((st.gw.label, str(cluster_id)), (st.gw, []))
+                        slot[1].append(st)
+            for (label, cluster_id), (gw, deps) in in_use.items():
                 try:
-                    cluster, health = await self.gw.cluster(cluster_id, 0)
+                    cluster, health = await gw.cluster(cluster_id, 0)
                 except BudAPIError as err:
                     log.warning("cluster %s health refresh failed: %s", cluster_id, err)
                     continue
                 mark = f"{(health or {}).get('status')}/{(cluster or {}).get('status')}"
                 mark += f"/{(health or {}).get('node_count')}"
-                if last.get(cluster_id) not in (None, mark):
+                if last.get((label, cluster_id)) not in (None, mark):
                     for st in deps:
                         self.scheduler.wake(st.uid)
-                last[cluster_id] = mark
+                last[(label, cluster_id)] = mark
+
+    # --- connections ----------------------------------------------------------------------------
+
+    CONNECTION_CHECK_INTERVAL = 60.0
+    SECRET_CHECK_INTERVAL = 3.0
+
+    def observe_connection(
+        self, kind: str, event_type: str | None, body: Mapping[str, Any]
+    ) -> None:
+        """A BudConnection / ClusterBudConnection changed: resources may now resolve elsewhere
+        (or at all), and its status wants a look."""
+        self.conns.observe(kind, event_type, _slim(body))
+        self._wake_connection_users()
+        self._conn_wake.set()
+
+    def observe_namespace(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A namespace's labels decide which ClusterBudConnections it may use."""
+        if self.conns.observe_namespace(event_type, body):
+            namespace = str((body.get("metadata") or {}).get("name"))
+            for st in self.objects.values():
+                if st.namespace == namespace:
+                    self.scheduler.wake(st.uid)
+
+    def _wake_connection_users(self) -> None:
+        # Connections change rarely; waking every object is cheaper than tracking who might
+        # resolve differently (each reconcile re-resolves and mostly finds nothing to do).
+        for st in self.objects.values():
+            stalled = cnd.get((st.body.get("status") or {}).get("conditions"), cnd.STALLED) or {}
+            if stalled.get("status") == "True" or st.conn is None:
+                self.scheduler.wake(st.uid)
+
+    async def _gateway_for(self, st: ObjectState, spec: Any) -> tuple[Gateway | None, str]:
+        """The gateway client of this resource's connection, or why there is none."""
+        ref = getattr(spec, "connection_ref", None)
+        wire = ref.to_wire() if ref is not None else None
+        found = self.conns.resolve(st.namespace, wire)
+        if found.key is None:
+            st.conn = None
+            return None, found.message
+        st.conn = found.key
+        gw = self.conns.gateway(found.key)
+        if gw is None:
+            await self.conns.refresh_key(found.key)
+            gw = self.conns.gateway(found.key)
+        if gw is None:
+            problem = self.conns.problems.get(found.key, "its API key has not been read yet")
+            return None, f"connection {describe(found.key)} is not usable: {problem}"
+        return gw, ""
+
+    async def _connection_loop(self) -> None:
+        """Per connection: re-read its Secret every few seconds (a rotation heals its resources),
+        check the key with one authenticated call (whoami) on change and every minute, write
+        its status (Ready/Unauthorized, project, users) and hold it while resources use it."""
+        checked: dict[ConnKey, float] = {}
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._conn_wake.wait(), self.SECRET_CHECK_INTERVAL)
+            self._conn_wake.clear()
+            await self.conns.close_retired()
+            users: dict[ConnKey, list[str]] = {}
+            for st in self.objects.values():
+                if st.conn is not None:
+                    users.setdefault(st.conn, []).append(f"{st.kind}/{st.namespace}/{st.name}")
+            for key in self.conns.connection_keys():
+                try:
+                    changed = await self.conns.refresh_key(key)
+                    if changed:
+                        self.wake_unauthorized(key)
+                        for st in self.objects.values():
+                            if st.conn == key:
+                                self.scheduler.wake(st.uid)
+                    due = time.monotonic() - checked.get(key, -math.inf)
+                    await self._connection_status(
+                        key,
+                        users.get(key, []),
+                        check=changed or due > self.CONNECTION_CHECK_INTERVAL,
+                    )
+                    if changed or due > self.CONNECTION_CHECK_INTERVAL:
+                        checked[key] = time.monotonic()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("checking connection %s failed", describe(key))
+
+    async def _connection_status(self, key: ConnKey, users: list[str], check: bool) -> None:
+        body = self.conns.body(key)
+        if body is None:
+            return
+        kind, namespace, name = key
+        plural = PLURALS[kind]
+        meta = body.get("metadata") or {}
+        old = dict(body.get("status") or {})
+        deleting = bool(meta.get("deletionTimestamp"))
+        if not deleting and FINALIZER not in (meta.get("finalizers") or []):
+            updated = await self.kube.update_finalizers(plural, body, _add_finalizer)
+            if updated is not None:
+                self.conns.observe(kind, "MODIFIED", updated)
+                body = updated
+        if deleting and not users and FINALIZER in (meta.get("finalizers") or []):
+            await self.kube.update_finalizers(plural, body, _drop_finalizer)
+            return
+        health: ConnectionHealth | None = None
+        gw = self.conns.gateway(key)
+        problem = self.conns.problems.get(key)
+        if problem or gw is None:
+            health = ConnectionHealth(False, "SecretNotFound", problem or "API key not read yet")
+        elif check:
+            try:
+                who = await gw.client.whoami()
+            except BudAPIError as err:
+                failure = to_failure(err)
+                reason = "Unauthorized" if err.status_code in (401, 403) else "Unreachable"
+                health = ConnectionHealth(False, reason, f"whoami failed: {failure.describe()}")
+            else:
+                health = ConnectionHealth(
+                    True,
+                    "Connected",
+                    "the API key works",
+                    str(who.get("project") or ""),
+                    tuple(str(x) for x in who.get("scopes") or ()),
+                )
+        if health is None:
+            # Only the users changed since the last check: keep the conditions as they are.
+            ready = cnd.get(old.get("conditions"), cnd.READY) or {}
+            health = ConnectionHealth(
+                ready.get("status") == "True",
+                str(ready.get("reason") or "Checking"),
+                str(ready.get("message") or ""),
+                old.get("project"),
+                tuple(old.get("scopes") or ()),
+            )
+        if deleting and users:
+            health = ConnectionHealth(
+                False,
+                "InUse",
+                f"deletion waits: {len(users)} resources use this connection (status.usedBy)",
+                health.project,
+                health.scopes,
+            )
+        generation = int(meta.get("generation") or 1)
+        status = connection_status(old, health, users, generation, datetime.now(UTC))
+        patch = status_patch(old, status)
+        if patch and await self.kube.patch_status(plural, namespace, name, patch):
+            body = {**body, "status": status}
+            self.conns.observe(kind, "MODIFIED", body)
 
     # --- one turn of the work queue ---------------------------------------------------------------
 
@@ -402,12 +585,19 @@ class Runtime:
         st.handled_generation = ctx.generation
         st.handled_steering = st.steering
         result = "success"
+        gw: Gateway | None = None
         try:
             spec = SPECS[st.kind].model_validate(st.body.get("spec") or {})
         except ValidationError as err:
             plan = stalled_plan(ctx, "InvalidSpec", f"spec is invalid: {err}")
             result = "stalled"
         else:
+            gw, problem = await self._gateway_for(st, spec)
+        if gw is None and result != "stalled":
+            plan = self._refused(ctx, ("NoConnection", problem))
+            result = "stalled"
+        elif gw is not None:
+            st.gw = gw
             first = initial_status(ctx)
             task = asyncio.ensure_future(self._plan(st, ctx, spec))
             if first is not None:
@@ -473,12 +663,10 @@ class Runtime:
     async def _observe(self, st: ObjectState, ctx: Ctx, spec: Any) -> Observation:
         kind = st.kind
         noun = NOUNS[kind]
-        known, source = id_source(
-            getattr(spec, "external_id", None), ctx.status, ctx.annotations
-        )
+        known, source = id_source(getattr(spec, "external_id", None), ctx.status, ctx.annotations)
         if known and source:
             remote = await self._call(
-                f"read {noun} {known}", self.gw.cache_for(kind).observe(known, self._max_age(ctx))
+                f"read {noun} {known}", st.gw.cache_for(kind).observe(known, self._max_age(ctx))
             )
             if remote is None:
                 st.remote_id = known
@@ -510,13 +698,13 @@ class Runtime:
             if cluster_id is None and dspec.cluster_name:
                 cluster_id = await self._call(
                     f"look up cluster {dspec.cluster_name}",
-                    self.gw.cluster_id_for(dspec.cluster_name),
+                    st.gw.cluster_id_for(dspec.cluster_name),
                 )
             cluster = health = None
             if cluster_id:
                 cluster, health = await self._call(
                     f"read cluster {cluster_id}",
-                    self.gw.cluster(cluster_id, self.settings.cluster_interval),
+                    st.gw.cluster(cluster_id, self.settings.cluster_interval),
                 )
             return reconcile_deployment(
                 ctx,
@@ -529,7 +717,7 @@ class Runtime:
                 health=health,
             )
         if kind == "BudPipeline":
-            actions = await self.gw.known_actions()
+            actions = await st.gw.known_actions()
             return reconcile_pipeline(ctx, cast(BudPipelineSpec, spec), obs, known_actions=actions)
         espec = cast(BudExecutionSpec, spec)
         pipeline_id, wait = self._resolve_ref(
@@ -626,7 +814,7 @@ class Runtime:
                     # and never repeat the holder's id (the error's param) in a message.
                     name = str(action.body.get("name"))
                     found = await self._call(
-                        f"look up {NOUNS[st.kind]}", self.gw.find_by_name(st.kind, name)
+                        f"look up {NOUNS[st.kind]}", st.gw.find_by_name(st.kind, name)
                     )
                     if found:
                         verdict = judge(ctx.uid, found, "name", NOUNS[st.kind], name)
@@ -640,12 +828,12 @@ class Runtime:
                 # deleted since. Confirm; if it is gone, the next create uses a fresh key.
                 rid = str(result.get("id"))
                 current = await self._call(
-                    f"read {NOUNS[st.kind]} {rid}", self.gw.cache_for(st.kind).observe(rid, 0.0)
+                    f"read {NOUNS[st.kind]} {rid}", st.gw.cache_for(st.kind).observe(rid, 0.0)
                 )
                 if current is None:
                     return Observation(None, via="action", gone=True, gone_id=rid)
                 result = current
-            self.gw.cache_for(st.kind).put(result)
+            st.gw.cache_for(st.kind).put(result)
             st.remote_id = str(result.get("id"))
         return Observation(result, via="action") if result is not None else None
 
@@ -676,7 +864,7 @@ class Runtime:
             return obs
         noun = NOUNS[ref_kind]
         target = await self._call(
-            f"read {noun} {direct}", self.gw.cache_for(ref_kind).observe(direct, self._max_age(ctx))
+            f"read {noun} {direct}", st.gw.cache_for(ref_kind).observe(direct, self._max_age(ctx))
         )
         if target is None:
             return obs  # the create answers 404 and the decision says so
@@ -696,7 +884,7 @@ class Runtime:
     async def _send(self, st: ObjectState, action: Action) -> tuple[Remote, bool]:
         """One remote write; returns the object and whether a create was answered from the
         gateway's idempotency record (a replay)."""
-        c = self.gw.client
+        c = st.gw.client
         key = action.idempotency_key
         body: dict[str, Any] = dict(action.body)
         target = action.target_id or ""
@@ -766,10 +954,20 @@ class Runtime:
         remote_id, source = id_source(
             getattr(spec, "external_id", None), ctx.status, ctx.annotations
         )
-        cache = self.gw.cache_for(kind)
+        gw, problem = await self._gateway_for(st, spec)
+        if gw is None:
+            # Without a connection nothing remote can be reached: let go rather than wedge the
+            # namespace's deletion, and say so.
+            self.post_event(
+                st.body,
+                Event("Warning", "NoConnection", f"deleted nothing remote: {problem}"),
+            )
+            return True, 0.0
+        st.gw = gw
+        cache = gw.cache_for(kind)
         try:
             if remote_id is None and kind == "BudModel" and spec.deletion_policy.value == "Delete":
-                remote_id = await self._created_but_unrecorded(ctx, spec)
+                remote_id = await self._created_but_unrecorded(st, ctx, spec)
                 source = "status" if remote_id else None
             obs = Observation()
             if remote_id:
@@ -839,18 +1037,20 @@ class Runtime:
         )
         return True, 0.0
 
-    async def _created_but_unrecorded(self, ctx: Ctx, spec: BudModelSpec) -> str | None:
+    async def _created_but_unrecorded(
+        self, st: ObjectState, ctx: Ctx, spec: BudModelSpec
+    ) -> str | None:
         """A model this resource created whose id never reached status or the annotation (the
         operator stopped between the create and those writes): found by name and claimed only
         if it carries this resource's UID, so deleting the resource does not leak it."""
         name = default_remote_name(ctx, spec.name)
-        found = await self._call(f"look up model {name}", self.gw.find_by_name("BudModel", name))
+        found = await self._call(f"look up model {name}", st.gw.find_by_name("BudModel", name))
         if found and (found.get("metadata") or {}).get(IDENTITY_KEY) == ctx.uid:
             return str(found.get("id"))
         return None
 
     async def _send_delete(self, st: ObjectState, action: Action) -> None:
-        c = self.gw.client
+        c = st.gw.client
         target = action.target_id or ""
         doing = f"{action.op} {NOUNS[st.kind]} {target}"
         call: Any
@@ -870,7 +1070,7 @@ class Runtime:
             raise
         if result is not None and not isinstance(result, bool):
             with contextlib.suppress(KeyError, TypeError, AttributeError):
-                self.gw.cache_for(st.kind).put(to_dict(result))
+                st.gw.cache_for(st.kind).put(to_dict(result))
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -934,4 +1134,4 @@ def _ready_of(status: Mapping[str, Any]) -> str:
     return str((cnd.get(status.get("conditions"), cnd.READY) or {}).get("status", "Unknown"))
 
 
-__all__ = ["PLURALS", "TERMINAL", "ObjectState", "Runtime"]
+__all__ = ["CONNECTION_KINDS", "MANAGED_KINDS", "PLURALS", "TERMINAL", "ObjectState", "Runtime"]

@@ -48,14 +48,21 @@ class OperatorSettings:
     """Reconciles that may run at once (a fixed pool of workers; each object at most once)."""
     request_timeout: float = 30.0
     max_retries: int = 2
+    operator_namespace: str = "default"
+    """Where ClusterBudConnection Secrets live (the operator's own namespace)."""
+    connections_only: bool = False
+    """No key of its own: every resource uses a BudConnection / ClusterBudConnection (the chart
+    runs so). Otherwise the operator's key serves while no ClusterBudConnection default exists."""
 
     def __post_init__(self) -> None:
-        if not self.api_key.get_secret_value():
+        if not self.api_key.get_secret_value() and not self.connections_only:
             raise SettingsError(
                 "no gateway API key: set BUD_API_KEY, or BUD_API_KEY_FILE / --api-key-file "
-                "to a file (a mounted Secret)"
+                "to a file (a mounted Secret), or run with --connections-only"
             )
-        if not self.gateway_url.startswith(("http://", "https://")):
+        if self.api_key.get_secret_value() and not self.gateway_url.startswith(
+            ("http://", "https://")
+        ):
             raise SettingsError(f"gateway URL must be http(s)://...: {self.gateway_url!r}")
         if self.rate_limit <= 0 or self.burst < 1:
             raise SettingsError("rate limit must be > 0 and burst >= 1")

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field
 
 from ._base import (
     AGE_COLUMN,
+    CONNECTION_REF_IMMUTABLE,
     EXTERNAL_ID_IMMUTABLE,
     ID_COLUMN,
     NAME_IMMUTABLE,
@@ -109,7 +110,13 @@ class BudPipelineSpec(ManagedSpec):
     """Desired state of a pipeline."""
 
     model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [EXTERNAL_ID_IMMUTABLE, NAME_IMMUTABLE]}
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                EXTERNAL_ID_IMMUTABLE,
+                NAME_IMMUTABLE,
+                CONNECTION_REF_IMMUTABLE,
+            ]
+        }
     )
 
     description: str | None = Field(default=None, max_length=4096)

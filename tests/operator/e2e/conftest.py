@@ -24,6 +24,8 @@ BUD_CRDS = [
     "buddeployments.bud.studio",
     "budpipelines.bud.studio",
     "budexecutions.bud.studio",
+    "budconnections.bud.studio",
+    "clusterbudconnections.bud.studio",
 ]
 
 
