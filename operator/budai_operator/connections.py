@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -156,9 +157,12 @@ class Connections:
         ref = spec.get("secretRef") or {}
         namespace = self.operator_namespace if key[0] == CLUSTER_BUD_CONNECTION else key[1]
         try:
-            value = await self.kube.secret_value(
-                namespace, str(ref.get("name")), str(ref.get("key") or "apiKey")
-            )
+            if self._mounted(key, ref):
+                value = self._read_mounted()
+            else:
+                value = await self.kube.secret_value(
+                    namespace, str(ref.get("name")), str(ref.get("key") or "apiKey")
+                )
         except Exception as err:
             self.problems[key] = f"cannot read Secret {namespace}/{ref.get('name')}: {err}"
             return False
@@ -186,6 +190,25 @@ class Connections:
         )
         self.gateways[key] = Gateway(settings, label=describe(key))
         return True
+
+    def _mounted(self, key: ConnKey, ref: Mapping[str, Any]) -> bool:
+        """The default connection the operator keeps names the Secret mounted into its pod: read
+        the file, so the chart needs no Secret access at all."""
+        s = self.settings
+        return (
+            key == (CLUSTER_BUD_CONNECTION, "", "default")
+            and bool(s.default_connection_secret and s.api_key_file)
+            and ref.get("name") == s.default_connection_secret
+            and (ref.get("key") or "apiKey") == s.default_connection_secret_key
+        )
+
+    def _read_mounted(self) -> str | None:
+        path = self.settings.api_key_file
+        assert path is not None
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
 
     def connection_keys(self) -> list[ConnKey]:
         """Every connection resource known."""

@@ -11,6 +11,7 @@ at thousands of objects was most of the operator's memory. For the same reason t
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -94,6 +95,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo["objects_registered"] = True
     if op.peering:
         await kube.ensure_peering(op.peering, op.namespaces)
+    if op.default_connection_secret:
+        await kube.ensure_default_connection(
+            op.gateway_url,
+            op.default_connection_secret,
+            op.default_connection_secret_key,
+            json.loads(op.default_connection_selector),
+        )
     runtime.start_background()
 
 

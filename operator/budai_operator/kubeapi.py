@@ -308,6 +308,41 @@ class KubeApi:
                 return
             log.warning("cannot create the kopf peering object %s (HTTP %s)", name, err.status)
 
+    async def ensure_default_connection(
+        self, url: str, secret: str, key: str, selector: Mapping[str, Any]
+    ) -> None:
+        """Keep the ClusterBudConnection `default` the operator was configured with (the chart's
+        `gateway.url` and key Secret). One created by someone else is left alone."""
+        spec = {
+            "url": url,
+            "secretRef": {"name": secret, "key": key},
+            "namespaceSelector": dict(selector),
+        }
+        labels = {"app.kubernetes.io/managed-by": "bud-operator"}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ClusterBudConnection",
+            "metadata": {"name": "default", "labels": labels},
+            "spec": spec,
+        }
+        try:
+            await self._objects.create_cluster_custom_object(
+                GROUP, VERSION, "clusterbudconnections", body
+            )
+            return
+        except ApiException as err:
+            if err.status != 409:
+                log.warning("cannot create ClusterBudConnection default (HTTP %s)", err.status)
+                return
+        current = await self.get("clusterbudconnections", "", "default") or {}
+        mine = ((current.get("metadata") or {}).get("labels") or {}).get(
+            "app.kubernetes.io/managed-by"
+        ) == "bud-operator"
+        if mine and current.get("spec") != spec:
+            await self._objects.patch_cluster_custom_object(
+                GROUP, VERSION, "clusterbudconnections", "default", {"spec": spec}, **_AS_MERGE
+            )
+
     async def aclose(self) -> None:
         """Stop posting Events and close the connection pool."""
         if self._poster is not None:

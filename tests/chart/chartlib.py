@@ -43,6 +43,7 @@ def template(
 
 
 CRD_NAMES = [f"{p}.bud.studio" for p in BUD_PLURALS] + [
+    "budconnections.bud.studio", "clusterbudconnections.bud.studio",
     "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"]
 
 

@@ -81,6 +81,12 @@ def install(request: pytest.FixtureRequest, kube: Kube, kube_namespace: str) -> 
         yield Install(release, ns, full, container, kind)
     finally:
         kube.helm("uninstall", release, "-n", ns, timeout=180, check=False)
+        # The operator kept a ClusterBudConnection default for this release's gateway (and held
+        # it with its finalizer); it is cluster-wide, so it must not outlive the test.
+        kube.kubectl("patch", "clusterbudconnection", "default", "--type=merge",
+                     "-p", '{"metadata":{"finalizers":null}}', check=False)
+        kube.kubectl("delete", "clusterbudconnection", "default", "--ignore-not-found",
+                     "--wait=false", check=False)
 
 
 class Operator:
