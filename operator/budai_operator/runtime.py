@@ -170,6 +170,7 @@ class Runtime:
             settings.operator_namespace,
         )
         self._conn_wake = asyncio.Event()
+        self._active_since = time.monotonic()
         self.post_event = post_event
         self.objects: dict[str, ObjectState] = {}
         self._by_name: dict[tuple[str, str, str], str] = {}
@@ -260,6 +261,7 @@ class Runtime:
             return
         log.info("%s reconciling", "resuming" if active else "pausing")
         self.scheduler.set_active(active)
+        self._active_since = time.monotonic()
         if not active:
             self.scheduler.clear()
             self.objects.clear()
@@ -386,6 +388,9 @@ class Runtime:
     # --- connections ----------------------------------------------------------------------------
 
     CONNECTION_CHECK_INTERVAL = 60.0
+    REGISTRY_SETTLE_SECONDS = 15.0
+    """After becoming active, the watch needs a moment to list every object: until then a
+    connection must not be released as unused."""
     SECRET_CHECK_INTERVAL = 3.0
 
     def observe_connection(
@@ -441,10 +446,16 @@ class Runtime:
                 await asyncio.wait_for(self._conn_wake.wait(), self.SECRET_CHECK_INTERVAL)
             self._conn_wake.clear()
             await self.conns.close_retired()
+            if not self.scheduler.active:
+                continue  # a standby: the leader looks after connections (and holds the registry)
+            # Who uses what, resolved from each object's spec now (not from its last reconcile:
+            # after a restart a connection must not look unused before its users reconciled).
             users: dict[ConnKey, list[str]] = {}
             for st in self.objects.values():
-                if st.conn is not None:
-                    users.setdefault(st.conn, []).append(f"{st.kind}/{st.namespace}/{st.name}")
+                ref = (st.body.get("spec") or {}).get("connectionRef")
+                key = self.conns.resolve(st.namespace, ref if isinstance(ref, dict) else None).key
+                if key is not None:
+                    users.setdefault(key, []).append(f"{st.kind}/{st.namespace}/{st.name}")
             for key in self.conns.connection_keys():
                 try:
                     changed = await self.conns.refresh_key(key)
@@ -480,7 +491,8 @@ class Runtime:
             if updated is not None:
                 self.conns.observe(kind, "MODIFIED", updated)
                 body = updated
-        if deleting and not users and FINALIZER in (meta.get("finalizers") or []):
+        settled = time.monotonic() - self._active_since > self.REGISTRY_SETTLE_SECONDS
+        if deleting and not users and settled and FINALIZER in (meta.get("finalizers") or []):
             await self.kube.update_finalizers(plural, body, _drop_finalizer)
             return
         health: ConnectionHealth | None = None
