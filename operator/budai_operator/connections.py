@@ -26,6 +26,7 @@ from .reconcile.connection import (
     Resolution,
     describe,
     resolve,
+    selects,
 )
 from .remote import Gateway
 from .settings import OperatorSettings
@@ -130,6 +131,19 @@ class Connections:
         ):
             return Resolution(LEGACY)
         return found
+
+    def allowed(self, namespace: str) -> set[ConnKey]:
+        """Every connection a resource in `namespace` may use now."""
+        out: set[ConnKey] = {
+            (BUD_CONNECTION, ns, n) for ns, n in self.namespaced if ns == namespace
+        }
+        labels = self.labels.get(namespace, {})
+        for name, body in self.cluster.items():
+            if selects((body.get("spec") or {}).get("namespaceSelector"), labels):
+                out.add((CLUSTER_BUD_CONNECTION, "", name))
+        if self.legacy is not None:
+            out.add(LEGACY)
+        return out
 
     def body(self, key: ConnKey) -> dict[str, Any] | None:
         kind, namespace, name = key

@@ -59,6 +59,7 @@ from .reconcile.connection import (
     ConnKey,
     connection_status,
     describe,
+    keep_pinned,
 )
 from .reconcile.deployment import reconcile_deployment
 from .reconcile.errors import ErrorClass, Failure, backoff, classify
@@ -423,6 +424,14 @@ class Runtime:
         ref = getattr(spec, "connection_ref", None)
         wire = ref.to_wire() if ref is not None else None
         found = self.conns.resolve(st.namespace, wire)
+        status = st.body.get("status") or {}
+        pinned = status.get("connection")
+        found = keep_pinned(
+            pinned if isinstance(pinned, str) else None,
+            bool(status.get("id")),
+            found,
+            self.conns.allowed(st.namespace),
+        )
         if found.key is None:
             st.conn = None
             return None, found.message
@@ -633,6 +642,9 @@ class Runtime:
             except _ActionFailed as err:
                 plan = self._failed(st, ctx, err.failure, err.doing, err.creating)
                 result = "error"
+        if gw is not None and st.conn is not None and plan.status.get("id"):
+            # Pin the connection the remote object lives behind (see keep_pinned).
+            plan.status["connection"] = describe(st.conn)
         await self._apply_writes(st, ctx, plan)
         RECONCILES.labels(st.kind, result).inc()
         RECONCILE_SECONDS.labels(st.kind).observe(time.monotonic() - started)

@@ -94,3 +94,28 @@ def test_connection_status_ready_and_unauthorized() -> None:
     assert stalled is not None and stalled["status"] == "True"
     assert stalled["reason"] == "Unauthorized"
     assert bad["users"] == 0 and bad["project"] == "team-a"
+
+
+def test_describe_and_parse_round_trip() -> None:
+    from budai_operator.reconcile.connection import describe, parse
+
+    for key in (("BudConnection", "a", "default"), ("ClusterBudConnection", "", "shared")):
+        assert parse(describe(key)) == key
+    assert parse("nonsense") is None and parse("BudConnection/x") is None
+
+
+def test_a_resource_with_a_remote_object_keeps_its_connection() -> None:
+    from budai_operator.reconcile.connection import Resolution, keep_pinned
+
+    cluster = ("ClusterBudConnection", "", "default")
+    own = ("BudConnection", "a", "default")
+    # The namespace gained its own default: an existing object stays where it lives.
+    moved = Resolution(own)
+    kept = keep_pinned("ClusterBudConnection/default", True, moved, {cluster, own})
+    assert kept.key == cluster
+    # No remote object yet, or the pinned connection is no longer allowed: resolve afresh.
+    assert keep_pinned("ClusterBudConnection/default", False, moved, {cluster, own}).key == own
+    assert keep_pinned("ClusterBudConnection/default", True, moved, {own}).key == own
+    # Nothing resolves and the pin is gone too: still no connection.
+    none = Resolution(None, "no connection")
+    assert keep_pinned("ClusterBudConnection/default", True, none, set()).key is None

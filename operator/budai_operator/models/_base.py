@@ -146,6 +146,10 @@ class CommonStatus(CRModel):
     id: str | None = None
     """Id of the remote object in the Bud gateway."""
 
+    connection: str | None = None
+    """The connection the remote object lives behind (kind/namespace/name); the resource keeps
+    it while it may still use it, even if the namespace's default changes."""
+
     last_sync_time: str | None = None
     """When the operator last reached the gateway successfully (RFC 3339)."""
 

@@ -107,9 +107,38 @@ def resolve(
 
 
 def describe(key: ConnKey) -> str:
-    """How a connection is named in messages and metrics labels."""
+    """How a connection is named in messages, metrics labels and `status.connection`."""
     kind, namespace, name = key
     return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
+def parse(text: str) -> ConnKey | None:
+    """The key `describe` wrote, or None for anything else."""
+    parts = text.split("/")
+    if len(parts) == 3 and parts[0] == BUD_CONNECTION:
+        return (parts[0], parts[1], parts[2])
+    if len(parts) == 2 and parts[0] != BUD_CONNECTION:
+        return (parts[0], "", parts[1])
+    return None
+
+
+def keep_pinned(
+    pinned: str | None, has_remote: bool, resolved: Resolution, allowed: Collection[ConnKey]
+) -> Resolution:
+    """A resource whose remote object exists stays on the connection it was created through.
+
+    Defaults can change under a resource (a namespace gains its own `BudConnection default`);
+    following them would look for the object in another project and create it again there. So
+    once `status.connection` is written the resource keeps it while that connection is still
+    one it may use (`allowed`: the connections it may resolve to now, by reference or by
+    selector); otherwise it resolves afresh.
+    """
+    key = parse(pinned) if pinned and has_remote else None
+    if key is None or key == resolved.key:
+        return resolved
+    if key in allowed:
+        return Resolution(key)
+    return resolved
 
 
 @dataclass(frozen=True)
