@@ -332,12 +332,9 @@ class Runtime:
         while True:
             gateways = list(self.conns.gateways.values())
             pages = sum(max(1, -(-gw.cache_for(kind).last_list_size // gw.PAGE)) for gw in gateways)
-            # At most one page every PAGE_SPACING seconds per connection: idle traffic stays
-            # flat (about 0.1 request/s per kind and connection) however many objects there are.
-            interval = max(
-                self.settings.refresh_interval,
-                self.PAGE_SPACING * max(1, pages) / max(1, len(gateways)),
-            )
+            # At most one page every PAGE_SPACING seconds over all connections: idle traffic
+            # stays flat (about 0.1 request/s per kind) however many objects and connections.
+            interval = max(self.settings.refresh_interval, self.PAGE_SPACING * max(1, pages))
             await asyncio.sleep(interval * (0.9 + 0.2 * random.random()))
             for gw in gateways:
                 managed = {
@@ -388,7 +385,9 @@ class Runtime:
 
     # --- connections ----------------------------------------------------------------------------
 
-    CONNECTION_CHECK_INTERVAL = 60.0
+    CONNECTION_CHECK_INTERVAL = 300.0
+    """The key check (one whoami) per connection when nothing changed: as rare as a stable poll
+    (a changed Secret is checked at once, and resources report Unauthorized themselves)."""
     REGISTRY_SETTLE_SECONDS = 15.0
     """After becoming active, the watch needs a moment to list every object: until then a
     connection must not be released as unused."""
