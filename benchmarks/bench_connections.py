@@ -141,16 +141,31 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
     api_client = client.ApiClient()
     api = client.CustomObjectsApi(api_client)
     core = client.CoreV1Api(api_client)
+    # Established is not yet served: creates may answer 503 "Kind=BudModel not found" a while
+    # longer than lists do, so probe with server-side dry-run creates of both kinds.
+    probe_ns = f"bench-probe-{int(time.time())}"
+    await core.create_namespace({"metadata": {"name": probe_ns}})
+    probes = {
+        "budmodels": {"kind": "BudModel", "spec": {"source": "cloud", "uri": "probe"}},
+        "budconnections": {
+            "kind": "BudConnection",
+            "spec": {"url": "http://x/v1", "secretRef": {"name": "x"}},
+        },
+    }
     deadline = time.monotonic() + 120
-    while True:
-        try:
-            await api.list_cluster_custom_object(GROUP, VERSION, "budconnections", limit=1)
-            await api.list_cluster_custom_object(GROUP, VERSION, "budmodels", limit=1)
-            break
-        except client.exceptions.ApiException:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    for plural, probe in probes.items():
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "metadata": {"name": "probe"}, **probe}
+        while True:
+            try:
+                await api.create_namespaced_custom_object(
+                    GROUP, VERSION, probe_ns, plural, body, dry_run="All"
+                )
+                break
+            except client.exceptions.ApiException:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+    await core.delete_namespace(probe_ns)
     keys = [f"bud_bench_{i}_{os.urandom(6).hex()}" for i in range(args.connections)]
     config_keys = [{"key": k, "name": f"p{i}", "project": f"p{i}"} for i, k in enumerate(keys)]
     rows: list[Row] = []
