@@ -845,6 +845,12 @@ class Runtime:
                             return Observation(refused=(verdict.reason, verdict.message))
                         return Observation(found, via="name")
                     err.failure = replace(err.failure, param=None)
+                if err.failure.code == "idempotency_key_reused" and action.op == "create":
+                    # The gateway remembers this key for an object that is gone: a fresh key
+                    # (derived from this one) creates it again.
+                    return Observation(
+                        None, via="action", gone=True, gone_id=action.idempotency_key
+                    )
                 raise
             if replayed and action.op == "create":
                 # The gateway answered from its idempotency record: the object may have been
