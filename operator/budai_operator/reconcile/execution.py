@@ -17,6 +17,7 @@ from .common import (
     Observation,
     Plan,
     base_status,
+    create_key,
     current_id,
     in_flight_plan,
     paused_plan,
@@ -141,7 +142,7 @@ def reconcile_execution(
             body=body,
             # The spec is immutable, so the key is stable for the life of the resource: a lost
             # response or a crash replays the first start instead of starting a second run.
-            idempotency_key=ctx.idempotency_key("create", body),
+            idempotency_key=create_key(ctx, body, obs),
             reason="Starting",
             message=f"starting an execution of pipeline {pipeline_id}",
         )
