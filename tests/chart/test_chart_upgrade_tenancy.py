@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from budai import BudClient
-from tests.chart.chartlib import CHART, CRD_NAMES, REPO, adopt_crds, wait_served
+from tests.chart.chartlib import CHART, CRD_NAMES, adopt_crds, wait_served
 from tests.chart.test_rbac_e2e import (
     READY_TIMEOUT,
     Install,
