@@ -10,6 +10,7 @@ from ._chat import chat
 from ._extra import actions, completion
 from ._pipelines import executions, pipelines
 from ._resources import clusters, deployments, models
+from ._whoami import whoami
 
 __all__ = ["cli", "main"]
 
@@ -21,6 +22,7 @@ root.add_command(executions)
 root.add_command(actions)
 root.add_command(chat)
 root.add_command(completion)
+root.add_command(whoami)
 
 cli = root
 """The click group, for embedding or ``click.testing.CliRunner``."""

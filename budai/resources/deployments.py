@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
+from typing import Any
 
 from .._base_client import compact, path_segment
 from .._types import NOT_GIVEN, Body, NotGiven, Query, RequestOptions, Timeout
@@ -65,6 +66,7 @@ class AsyncDeployments(AsyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -80,6 +82,7 @@ class AsyncDeployments(AsyncAPIResource):
                 "replicas": replicas,
                 "auto_scaling": auto_scaling,
                 "resources": resources,
+                "metadata": metadata,
             }
         )
         return await self._client._request(
@@ -147,6 +150,7 @@ class AsyncDeployments(AsyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -155,7 +159,14 @@ class AsyncDeployments(AsyncAPIResource):
     ) -> Deployment:
         """Change replicas, autoscaling or resources (``None`` leaves a field unchanged).
         Setting ``replicas`` while autoscaling is enabled raises ``ConflictError``."""
-        body = compact({"replicas": replicas, "auto_scaling": auto_scaling, "resources": resources})
+        body = compact(
+            {
+                "replicas": replicas,
+                "auto_scaling": auto_scaling,
+                "resources": resources,
+                "metadata": metadata,
+            }
+        )
         return await self._client._request(
             "PATCH",
             _path(deployment_id),
@@ -339,6 +350,7 @@ class Deployments(SyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -354,6 +366,7 @@ class Deployments(SyncAPIResource):
                 "replicas": replicas,
                 "auto_scaling": auto_scaling,
                 "resources": resources,
+                "metadata": metadata,
             }
         )
         return self._client._request(
@@ -421,6 +434,7 @@ class Deployments(SyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -429,7 +443,14 @@ class Deployments(SyncAPIResource):
     ) -> Deployment:
         """Change replicas, autoscaling or resources (``None`` leaves a field unchanged).
         Setting ``replicas`` while autoscaling is enabled raises ``ConflictError``."""
-        body = compact({"replicas": replicas, "auto_scaling": auto_scaling, "resources": resources})
+        body = compact(
+            {
+                "replicas": replicas,
+                "auto_scaling": auto_scaling,
+                "resources": resources,
+                "metadata": metadata,
+            }
+        )
         return self._client._request(
             "PATCH",
             _path(deployment_id),

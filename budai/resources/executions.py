@@ -75,6 +75,7 @@ class AsyncExecutions(AsyncAPIResource):
         timeout: float | None = None,
         *,
         on_update: OnUpdate | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -87,7 +88,7 @@ class AsyncExecutions(AsyncAPIResource):
             "POST",
             "/executions",
             _execution,
-            body=compact({"pipeline_id": pipeline_id, "params": params}),
+            body=compact({"pipeline_id": pipeline_id, "params": params, "metadata": metadata}),
             idempotency_key=idempotency_key,
             options=RequestOptions(extra_headers, extra_query, extra_body, request_timeout),
         )
@@ -255,6 +256,7 @@ class Executions(SyncAPIResource):
         timeout: float | None = None,
         *,
         on_update: OnUpdate | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -267,7 +269,7 @@ class Executions(SyncAPIResource):
             "POST",
             "/executions",
             _execution,
-            body=compact({"pipeline_id": pipeline_id, "params": params}),
+            body=compact({"pipeline_id": pipeline_id, "params": params, "metadata": metadata}),
             idempotency_key=idempotency_key,
             options=RequestOptions(extra_headers, extra_query, extra_body, request_timeout),
         )

@@ -102,6 +102,7 @@ class AsyncPipelines(AsyncAPIResource):
         name: str,
         definition: Definition,
         description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -111,7 +112,12 @@ class AsyncPipelines(AsyncAPIResource):
         """Store a pipeline (status ``active``). An invalid definition raises
         ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
         body = compact(
-            {"name": name, "description": description, "definition": definition_payload(definition)}
+            {
+                "name": name,
+                "description": description,
+                "definition": definition_payload(definition),
+                "metadata": metadata,
+            }
         )
         return await self._client._request(
             "POST",
@@ -168,6 +174,7 @@ class AsyncPipelines(AsyncAPIResource):
         description: str | None = None,
         definition: Definition | None = None,
         status: PipelineStatus | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -182,6 +189,7 @@ class AsyncPipelines(AsyncAPIResource):
                 "description": description,
                 "definition": None if definition is None else definition_payload(definition),
                 "status": status,
+                "metadata": metadata,
             }
         )
         return await self._client._request(
@@ -298,6 +306,7 @@ class Pipelines(SyncAPIResource):
         name: str,
         definition: Definition,
         description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -307,7 +316,12 @@ class Pipelines(SyncAPIResource):
         """Store a pipeline (status ``active``). An invalid definition raises
         ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
         body = compact(
-            {"name": name, "description": description, "definition": definition_payload(definition)}
+            {
+                "name": name,
+                "description": description,
+                "definition": definition_payload(definition),
+                "metadata": metadata,
+            }
         )
         return self._client._request(
             "POST",
@@ -364,6 +378,7 @@ class Pipelines(SyncAPIResource):
         description: str | None = None,
         definition: Definition | None = None,
         status: PipelineStatus | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
@@ -378,6 +393,7 @@ class Pipelines(SyncAPIResource):
                 "description": description,
                 "definition": None if definition is None else definition_payload(definition),
                 "status": status,
+                "metadata": metadata,
             }
         )
         return self._client._request(

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from budai import BudClient
+from tests.chart.chartlib import wait_served
 
 ROOT = Path(__file__).resolve().parents[3]
 BUD_CRDS = [
@@ -24,6 +25,8 @@ BUD_CRDS = [
     "buddeployments.bud.studio",
     "budpipelines.bud.studio",
     "budexecutions.bud.studio",
+    "budconnections.bud.studio",
+    "clusterbudconnections.bud.studio",
 ]
 
 
@@ -78,6 +81,8 @@ def bud_crds(kube: Any) -> Iterator[None]:
         "--timeout=60s",
         *[f"crd/{name}" for name in BUD_CRDS],
     )
+    # Established comes a moment before creates stop answering 503 "Kind=... not found".
+    wait_served(kube, "default")
     yield
 
 
