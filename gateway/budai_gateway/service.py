@@ -25,6 +25,7 @@ import httpx
 from budai_gateway import __version__
 from budai_gateway.config import ClusterSpec, Settings
 from budai_gateway.errors import APIError, not_found
+from budai_gateway.progress import DownloadProgress, progress_fields
 from budai_gateway.resources import Node, Placement, Request, format_cpu
 from budai_gateway.store import Doc, Store
 
@@ -72,6 +73,10 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+SCALING_HISTORY = 10
+"""Autoscaler decisions kept per deployment (newest last)."""
+
+
 class Gateway:
     """All state operations. One instance per app; methods run on the event loop."""
 
@@ -84,6 +89,8 @@ class Gateway:
         self.downloads: dict[str, asyncio.Task[None]] = {}
         self.runners: dict[str, asyncio.Task[None]] = {}
         self.request_log: dict[str, deque[float]] = {}
+        # Load set through /_local/deployments/{id}/load, added to the measured request rate.
+        self.synthetic_load: dict[str, float] = {}
         self.last_autoscale = 0.0
         self.wakeup = asyncio.Event()
         self.http: httpx.AsyncClient | None = None
@@ -159,6 +166,8 @@ class Gateway:
         docs, has_more = result
         if kind == "execution":
             docs = [self._execution_view(d) for d in docs]
+        elif kind == "pipeline":
+            docs = [self.pipeline_view(d) for d in docs]
         return {
             "object": "list",
             "data": docs,
@@ -197,6 +206,9 @@ class Gateway:
             "status": "downloading",
             "metadata": dict(body.get("metadata") or {}),
             "progress_percent": 0.0,
+            "downloaded_bytes": 0,
+            "bytes_per_second": None,
+            "eta_seconds": None,
             "error": None,
             "created_at": iso(now),
             "updated_at": iso(now),
@@ -257,6 +269,8 @@ class Gateway:
     def _finish_model(doc: Doc, size: int | None) -> None:
         doc["status"] = "available"
         doc["size_bytes"] = size
+        doc["downloaded_bytes"] = size
+        doc["bytes_per_second"] = doc["eta_seconds"] = None
         doc["progress_percent"] = None
         doc["error"] = None
         doc["updated_at"] = iso()
@@ -264,6 +278,7 @@ class Gateway:
     @staticmethod
     def _fail_model(doc: Doc, message: str) -> None:
         doc["status"] = "error"
+        doc["bytes_per_second"] = doc["eta_seconds"] = None
         doc["progress_percent"] = None
         doc["error"] = message
         doc["updated_at"] = iso()
@@ -329,20 +344,19 @@ class Gateway:
                     )
                 total = int(resp.headers.get("content-length") or 0) or None
                 done = 0
+                progress = DownloadProgress(total)
                 last_save = time.monotonic()
                 with target.open("wb") as fh:
                     async for chunk in resp.aiter_bytes():
                         fh.write(chunk)
                         done += len(chunk)
+                        progress.update(done)
                         if time.monotonic() - last_save > 0.2:
                             last_save = time.monotonic()
                             cur = self.store.get("model", model_id)
                             if cur is None or cur["status"] != "downloading":
                                 return
-                            cur["size_bytes"] = total
-                            cur["progress_percent"] = (
-                                round(100.0 * done / total, 1) if total else None
-                            )
+                            cur.update(progress.fields())
                             self.store.put("model", cur)
             cur = self.store.get("model", model_id)
             if cur is not None and cur["status"] == "downloading":
@@ -383,7 +397,7 @@ class Gateway:
                     if done >= size:
                         self._finish_model(doc, size)
                     else:
-                        doc["progress_percent"] = round(100.0 * done / size, 1) if size else 0.0
+                        doc.update(progress_fields(done, size, rate * self.speed))
                     self.store.put("model", doc, internal)
         return busy
 
@@ -666,6 +680,7 @@ class Gateway:
             if now >= internal["delete_at"]:
                 self.store.delete("deployment", doc["id"])
                 self.request_log.pop(doc["id"], None)
+                self.synthetic_load.pop(doc["id"], None)
                 self._refresh_cluster_status(doc["cluster_id"])
             return
         model = self.store.get("model", doc["model_id"])
@@ -746,14 +761,15 @@ class Gateway:
 
     def request_rate(self, dep_id: str) -> float:
         window = self.scaled(self.settings.timings.autoscale_window_seconds)
+        synthetic = self.synthetic_load.get(dep_id, 0.0)
         q = self.request_log.get(dep_id)
         if not q:
-            return 0.0
+            return synthetic
         cutoff = time.monotonic() - window
         while q and q[0] < cutoff:
             q.popleft()
         # Requests are real events, so the rate is per real second; only the window is scaled.
-        return len(q) / window
+        return len(q) / window + synthetic
 
     def _autoscale(self, now: float) -> None:
         interval = self.scaled(self.settings.timings.autoscale_interval_seconds)
@@ -777,9 +793,43 @@ class Gateway:
                     desired,
                     rate,
                 )
+                self._record_decision(dep, desired, rate, target)
                 self._set_replicas(dep, desired)
                 dep["updated_at"] = iso()
                 self.store.put("deployment", dep)
+
+    def _record_decision(self, dep: Doc, desired: int, rate: float, target: float) -> None:
+        """Keep the autoscaler's last decisions on the deployment: why it scaled, and when."""
+        direction = "up" if desired > dep["replicas"] else "down"
+        decision = {
+            "time": iso(),
+            "from_replicas": dep["replicas"],
+            "to_replicas": desired,
+            "metric": "requests_per_second",
+            "observed": round(rate, 3),
+            "target": round(target, 3),
+            "reason": (
+                f"scaled {direction} from {dep['replicas']} to {desired}: {rate:.2f} req/s "
+                f"observed, target {target:.2f} req/s per replica (target_cpu "
+                f"{dep['auto_scaling']['target_cpu']}%)"
+            ),
+        }
+        history = [*dep.get("scaling_decisions", []), decision]
+        dep["scaling_decisions"] = history[-SCALING_HISTORY:]
+
+    def local_set_load(self, dep_id: str, requests_per_second: float) -> Doc:
+        """Out-of-band load for the autoscaler (tests, demos): added to the measured rate."""
+        self.get_deployment(dep_id)
+        if requests_per_second > 0:
+            self.synthetic_load[dep_id] = requests_per_second
+        else:
+            self.synthetic_load.pop(dep_id, None)
+        self.wakeup.set()
+        return {
+            "deployment_id": dep_id,
+            "synthetic_requests_per_second": requests_per_second,
+            "requests_per_second": self.request_rate(dep_id),
+        }
 
     # -- scheduler -----------------------------------------------------------------------------
 
@@ -847,6 +897,7 @@ class Gateway:
         self.downloads.clear()
         self.runners.clear()
         self.request_log.clear()
+        self.synthetic_load.clear()
         self.store.clear()
         shutil.rmtree(self.data_dir / "models", ignore_errors=True)
         self.seed()
@@ -871,6 +922,19 @@ class Gateway:
 
     def get_pipeline(self, pipe_id: str) -> Doc:
         return self._get("pipeline", pipe_id, "pipeline_id")
+
+    def pipeline_view(self, doc: Doc) -> Doc:
+        """The pipeline as the API shows it: with a summary of its newest execution."""
+        last = self.store.latest("execution", "pipeline_id", doc["id"])
+        summary = None
+        if last is not None:
+            summary = {
+                "id": last["id"],
+                "status": last["status"],
+                "started_at": last.get("started_at"),
+                "completed_at": last.get("completed_at"),
+            }
+        return {**doc, "last_execution": summary}
 
     def update_pipeline(self, pipe_id: str, body: dict[str, Any]) -> Doc:
         doc = self.get_pipeline(pipe_id)
