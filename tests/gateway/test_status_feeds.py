@@ -28,7 +28,7 @@ def slow_server() -> Iterator[str]:
     """Serves SIZE bytes at RATE bytes per second, with a Content-Length."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(SIZE))
             self.end_headers()

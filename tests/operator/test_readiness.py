@@ -4,6 +4,8 @@ the same vocabulary is what ``budai ... --wait`` prints (``budai.readiness``).""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -420,3 +422,17 @@ def test_scaling_decisions_mirror_the_last_five_and_each_new_one_is_an_event() -
         model_id="model_1",
     )
     assert not [e for e in idle.events if e.reason == "Scaled"]
+
+
+def test_every_ready_reason_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    documented = {
+        word for row in rows for word in re.findall(r"`([A-Z][A-Za-z]+)`", row.split("|")[1])
+    }
+    produced = {row[5] for row in DEPLOYMENT_TABLE} | {row[3] for row in MODEL_TABLE}
+    produced |= {"Succeeded", "Failed", "Cancelled", "Running", "Pending", "Stopped", "Active"}
+    produced |= {"Paused", "Unauthorized", "InvalidSpec", "RequestTooLarge", "RateLimited"}
+    produced |= {"GatewayError", "GatewayUnreachable", "WaitingForModel", "InsufficientCapacity"}
+    produced.discard("Unknown")  # a gateway state this operator does not know yet
+    assert produced <= documented, sorted(produced - documented)

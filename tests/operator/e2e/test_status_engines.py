@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +26,17 @@ import pytest
 
 from budai import BudClient
 from tests.fixtures.engines import Engines, Verdict
+from tests.test_readme import readme_blocks
 
-from .conftest import OperatorProcess, condition, get_obj, start_operator, stop_operator, wait_for
+from .conftest import (
+    OperatorProcess,
+    condition,
+    events_for,
+    get_obj,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
 from .test_operator_e2e import deployment_yaml, model_yaml
 from .test_peering import _state
 
@@ -194,3 +204,183 @@ def test_every_stage_through_both_engines(
     assert "Downloading" in (seen["reconciling"][0].message or "") or "download" in (
         seen["reconciling"][0].message or ""
     ), seen["reconciling"]
+
+
+def test_why_it_scaled_download_figures_and_last_run(
+    kube: Any,
+    engines: Engines,
+    operator: OperatorProcess,
+    kube_namespace: str,
+    gateway: Any,
+) -> None:
+    ns = kube_namespace
+    kube.apply(
+        model_yaml("m")
+        + textwrap.dedent(
+            """
+            ---
+            apiVersion: bud.studio/v1alpha1
+            kind: BudDeployment
+            metadata: {name: auto}
+            spec:
+              modelRef: {name: m}
+              clusterName: local-cpu
+              resources: {cpu: "1", memory: 1Gi}
+              autoScaling: {enabled: true, minReplicas: 1, maxReplicas: 4, targetCPU: 50}
+            ---
+            apiVersion: bud.studio/v1alpha1
+            kind: BudModel
+            metadata: {name: big}
+            spec:
+              source: hugging_face
+              uri: e2e/huge-model-2
+              metadata: {simulated_size_bytes: 1000000000000000}
+            ---
+            apiVersion: bud.studio/v1alpha1
+            kind: BudPipeline
+            metadata: {name: p}
+            spec:
+              definition:
+                steps: [{id: a, action: log}]
+            ---
+            apiVersion: bud.studio/v1alpha1
+            kind: BudExecution
+            metadata: {name: run-1}
+            spec:
+              pipelineRef: {name: p}
+            """
+        ),
+        namespace=ns,
+    )
+    dep = wait_for("auto Ready", _stage(kube, "bd", "auto", ns, "Ready", "True"), 90)
+
+    # Download figures, in status and in the printer columns.
+    big = wait_for(
+        "big's download figures",
+        lambda: (o := get_obj(kube, "bm", "big", ns))["status"].get("etaSeconds") and o,
+        60,
+    )
+    st = big["status"]
+    assert st["downloadSimulated"] is True and st["sizeBytes"] == 10**15
+    assert st["bytesPerSecond"] > 0 and 0 < st["downloadedBytes"] < st["sizeBytes"]
+    assert condition(big, "Ready")["reason"] == "Downloading"
+    assert "(simulated)" in condition(big, "Ready")["message"]
+    wide = kube.kubectl("get", "bm", "big", "-n", ns, "-o", "wide").stdout
+    assert {"PROGRESS", "RATE", "ETA"} <= set(wide.split("\n")[0].split()), wide
+
+    # A load change through the gateway's /_local/ controls: the autoscaler scales up.
+    gateway.local("POST", f"/deployments/{dep['status']['id']}/load", {"requests_per_second": 9})
+    scaled = wait_for(
+        "a scaling decision in status",
+        lambda: (
+            ((o := get_obj(kube, "bd", "auto", ns))["status"].get("autoScaling") or {}).get(
+                "lastDecisions"
+            )
+            and o
+        ),
+        60,
+    )
+    (decision,) = scaled["status"]["autoScaling"]["lastDecisions"]
+    assert (decision["fromReplicas"], decision["toReplicas"]) == (1, 4), decision
+    assert decision["metric"] == "requests_per_second" and decision["target"] == 2.5
+    events = wait_for(
+        "a Scaled Event",
+        lambda: [e for e in events_for(kube, ns, "auto") if e["reason"] == "Scaled"],
+        30,
+    )
+    assert events[0]["type"] == "Normal"
+    assert "scaled up from 1 to 4" in events[0]["message"], events[0]
+    gateway.local("POST", f"/deployments/{dep['status']['id']}/load", {"requests_per_second": 0})
+
+    # The pipeline's Last-Run column once its execution finished.
+    wait_for("run-1 Ready", _stage(kube, "bx", "run-1", ns, "Ready", "True"), 60)
+    last = wait_for(
+        "p's lastExecution",
+        lambda: (
+            (le := (get_obj(kube, "bp", "p", ns)["status"].get("lastExecution") or {})).get("state")
+            == "completed"
+            and le
+        ),
+        60,
+    )
+    assert last["id"] == get_obj(kube, "bx", "run-1", ns)["status"]["id"]
+    table = kube.kubectl("get", "bp", "p", "-n", ns).stdout.splitlines()
+    header, row = table[0].split(), table[1].split()
+    assert row[header.index("LAST-RUN")] == "completed", table
+
+    # And all of it judged by both engines.
+    everything = kube.get_json("bud", "-n", ns)["items"]
+    for obj, argo, flux in zip(
+        everything, engines.argocd(everything), engines.kstatus(everything), strict=True
+    ):
+        assert argo.error is None and flux.error is None, (obj["metadata"]["name"], argo, flux)
+
+
+def _recipe() -> str:
+    (block,) = [b for b in readme_blocks() if b.mode == "recipe"]
+    return block.code
+
+
+def test_readme_wait_recipe_waits_for_ready_and_stops_at_stalled(
+    kube: Any, operator: OperatorProcess, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    kube.apply(
+        model_yaml("m")
+        + "---\n"
+        + deployment_yaml("d", "m")
+        + textwrap.dedent(
+            """
+            ---
+            apiVersion: bud.studio/v1alpha1
+            kind: BudPipeline
+            metadata: {name: p}
+            spec:
+              definition:
+                steps: [{id: a, action: log}]
+            ---
+            apiVersion: bud.studio/v1alpha1
+            kind: BudExecution
+            metadata: {name: run-1}
+            spec:
+              pipelineRef: {name: p}
+            """
+        ),
+        namespace=ns,
+    )
+    env = {**kube.env, "NS": ns, "TIMEOUT": "240s"}
+    ok = subprocess.run(
+        ["bash", "-c", _recipe()], env=env, capture_output=True, text=True, timeout=280
+    )
+    assert ok.returncode == 0, (ok.stdout, ok.stderr)
+    for kind in ("budmodel", "buddeployment", "budpipeline", "budexecution"):
+        assert f"{kind}.bud.studio/" in ok.stdout, ok.stdout  # kubectl wait named each kind
+    for item in kube.get_json("bud", "-n", ns)["items"]:
+        assert condition(item, "Ready")["status"] == "True", item["metadata"]["name"]
+
+    # A Stalled object ends the wait at once (the timeout is far away), saying why.
+    kube.apply(
+        textwrap.dedent(
+            """
+            apiVersion: bud.studio/v1alpha1
+            kind: BudPipeline
+            metadata: {name: loop}
+            spec:
+              definition:
+                steps:
+                  - {id: a, action: log, dependsOn: [b]}
+                  - {id: b, action: log, dependsOn: [a]}
+            """
+        ),
+        namespace=ns,
+    )
+    stalled = subprocess.run(
+        ["bash", "-c", _recipe()],
+        env={**env, "TIMEOUT": "3600s"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert stalled.returncode == 1, (stalled.stdout, stalled.stderr)
+    assert "BudPipeline/loop is Stalled:" in stalled.stderr, stalled.stderr
+    assert "dependency cycle" in stalled.stderr, stalled.stderr
