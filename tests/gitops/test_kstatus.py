@@ -33,6 +33,7 @@ EXPECTED = {
     "bud.studio_BudDeployment/testdata/suspended.yaml": "InProgress",
     "bud.studio_BudDeployment/testdata/stalled-unauthorized.yaml": "Failed",
     "bud.studio_BudDeployment/testdata/creating.yaml": "InProgress",
+    "bud.studio_BudDeployment/testdata/insufficient-capacity.yaml": "InProgress",
     "bud.studio_BudPipeline/testdata/healthy.yaml": "Current",
     "bud.studio_BudPipeline/testdata/progressing.yaml": "InProgress",
     "bud.studio_BudPipeline/testdata/degraded.yaml": "Failed",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from budai.readiness import deployment_readiness, model_readiness
 from budai_operator.models import BudExecutionSpec, BudPipelineSpec
@@ -436,3 +437,26 @@ def test_every_ready_reason_is_in_the_readme_table() -> None:
     produced |= {"GatewayError", "GatewayUnreachable", "WaitingForModel", "InsufficientCapacity"}
     produced.discard("Unknown")  # a gateway state this operator does not know yet
     assert produced <= documented, sorted(produced - documented)
+
+
+def test_the_argo_fixture_for_missing_capacity_is_what_the_operator_writes() -> None:
+    fixture = Path(__file__).resolve().parents[2] / (
+        "gitops/argocd/health/bud.studio_BudDeployment/testdata/insufficient-capacity.yaml"
+    )
+    recorded = yaml.safe_load(fixture.read_text())
+    remote = remote_dep(status="pending", replicas=1, ready_replicas=0, error=SHORT)
+    plan = reconcile_deployment(
+        ctx(kind="BudDeployment"),
+        dep_spec(replicas=1),
+        Observation(remote, via="id"),
+        model_id="model_1",
+        health=HEALTHY,
+    )
+    for type_ in ("Ready", "Reconciling"):
+        got = cond(plan.status, type_)
+        want = next(c for c in recorded["status"]["conditions"] if c["type"] == type_)
+        assert (got["status"], got["reason"], got["message"]) == (
+            want["status"],
+            want["reason"],
+            want["message"],
+        )
