@@ -10,12 +10,12 @@ friends convert from the response types.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from .pipeline_rules import STEP_ID
 from .types.cluster import AvailableResources, ClusterProvider, ClusterStatus
 from .types.deployment import AutoScaling, DeploymentStatus, Resources
 from .types.execution import ExecutionStatus, ExecutionStep
@@ -31,7 +31,7 @@ __all__ = [
     "PipelineModel",
 ]
 
-_STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_STEP_ID = STEP_ID
 
 
 class _Base(BaseModel):

@@ -1,4 +1,5 @@
-"""Layering rules of architecture.md, checked with import-linter and by importing for real."""
+"""Layering rules of ARCHITECTURE.md (repository root), checked with import-linter and by importing
+for real."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -18,18 +17,19 @@ from typing import Any, Final, Self, overload
 from budai.types import PipelineDefinition, RetryConfig
 from budai.types import Step as StepDict
 
+from .. import pipeline_rules as _rules
 from ._actions import ActionHelpers
 from ._expr import Expr, Ref, referenced_step_ids, template_step_ids
 
 __all__ = ["Pipeline", "PipelineStep", "PipelineValidationError", "Retry"]
 
-STEP_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-MAX_STEPS: Final = 500
-# Upper bounds the gateway enforces; checking them here reports them with everything else.
-MAX_ATTEMPTS: Final = 100
-MAX_BACKOFF_MULTIPLIER: Final = 100.0
-MAX_INITIAL_DELAY_SECONDS: Final = 3600.0
-MAX_TIMEOUT_SECONDS: Final = 86_400.0
+# The bounds the gateway enforces (one contract); checking them here reports them with the rest.
+STEP_ID_PATTERN: Final = _rules.STEP_ID
+MAX_STEPS: Final = _rules.MAX_STEPS
+MAX_ATTEMPTS: Final = _rules.MAX_ATTEMPTS
+MAX_BACKOFF_MULTIPLIER: Final = _rules.MAX_BACKOFF_MULTIPLIER
+MAX_INITIAL_DELAY_SECONDS: Final = _rules.MAX_INITIAL_DELAY_SECONDS
+MAX_TIMEOUT_SECONDS: Final = _rules.MAX_TIMEOUT_SECONDS
 _STEP_KEYS: Final = frozenset({"id", "action", "params", "depends_on", "condition", "retry",
                                "timeout_seconds"})  # fmt: skip
 _OPTIONAL_KEYS: Final = ("depends_on", "condition", "retry", "timeout_seconds")
@@ -59,7 +59,7 @@ class Retry:
 
     max_attempts: int
     """Attempts in total, the first one included (>= 1)."""
-    backoff_multiplier: float | None = 2.0
+    backoff_multiplier: float | None = _rules.DEFAULT_BACKOFF_MULTIPLIER
     """Growth of the delay between attempts (>= 1); ``None`` leaves it to the gateway."""
     initial_delay_seconds: float | None = None
     """Delay before the first retry (>= 0); ``None`` leaves the gateway's default (1 s)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from budai.pipeline_rules import MAX_STEPS, find_cycle
 from budai_gateway.errors import loc_to_param
 from budai_gateway.expressions import ExpressionError, check_expression, check_template, is_template
 from budai_gateway.schemas import Definition, Step
@@ -185,37 +186,6 @@ def check_params(action: str, params: dict[str, Any], path: str) -> list[tuple[s
     return problems
 
 
-def _find_cycle(steps: list[Step], index: dict[str, int]) -> tuple[int, int, list[str]] | None:
-    """A cycle as (step position, depends_on position closing it, path) or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(sid: str) -> tuple[int, int, list[str]] | None:
-        state[sid] = 1
-        stack.append(sid)
-        step = steps[index[sid]]
-        for j, dep in enumerate(step.depends_on):
-            if dep not in index or dep == sid:
-                continue
-            if state.get(dep) == 1:
-                path = [*stack[stack.index(dep) :], dep]
-                return index[sid], j, path
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[sid] = 2
-        return None
-
-    for step in steps:
-        if step.id not in state:
-            found = visit(step.id)
-            if found:
-                return found
-    return None
-
-
 def ancestors(steps: list[Step]) -> dict[str, set[str]]:
     """Every step's transitive dependencies (the graph must be acyclic)."""
     by_id = {s.id: s for s in steps}
@@ -248,7 +218,7 @@ def topological_order(steps: list[Step]) -> list[str]:
     return out
 
 
-def semantic_problems(definition: Definition, max_steps: int = 500) -> list[tuple[str, str]]:
+def semantic_problems(definition: Definition, max_steps: int = MAX_STEPS) -> list[tuple[str, str]]:
     steps = definition.steps
     problems: list[tuple[str, str]] = []
     if len(steps) > max_steps:
@@ -290,7 +260,7 @@ def semantic_problems(definition: Definition, max_steps: int = 500) -> list[tupl
     if len(index) != len(steps):
         graph_ok = False
     if graph_ok:
-        cycle = _find_cycle(steps, index)
+        cycle = find_cycle([(s.id, s.depends_on) for s in steps])
         if cycle is not None:
             i, j, loop = cycle
             problems.append(
@@ -322,7 +292,7 @@ def _strings(value: Any, path: str) -> list[tuple[str, str]]:
 
 
 def validate_definition(
-    raw: Any, max_steps: int = 500
+    raw: Any, max_steps: int = MAX_STEPS
 ) -> tuple[Definition | None, list[tuple[str, str]]]:
     """Parse and check a definition; returns it (when it parses) and every problem found."""
     try:

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from budai.pipeline_rules import retry_delay
 from budai_gateway.actions import ACTION_FUNCS, StepFailed
 from budai_gateway.expressions import Evaluator
 from budai_gateway.schemas import Definition, Step
@@ -274,7 +275,7 @@ class Runner:
                     error = f"{error} (after {attempt} attempts)"
                 return spec.id, None, error
             assert retry is not None
-            delay = retry.initial_delay_seconds * retry.backoff_multiplier ** (attempt - 1)
+            delay = retry_delay(attempt, retry.initial_delay_seconds, retry.backoff_multiplier)
             log.info(
                 "step %s attempt %d failed (%s); retrying in %.3fs", spec.id, attempt, error, delay
             )

@@ -10,9 +10,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from budai import pipeline_rules as R
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$"
 DNS_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-STEP_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+STEP_ID = R.STEP_ID_PATTERN
 CPU_QUANTITY = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
 MEM_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
 
@@ -187,9 +189,13 @@ class Deployment(BaseModel):
 
 
 class Retry(Strict):
-    max_attempts: int = Field(default=1, ge=1, le=100)
-    backoff_multiplier: float = Field(default=2.0, ge=1, le=100)
-    initial_delay_seconds: float = Field(default=1.0, ge=0, le=3600)
+    max_attempts: int = Field(default=R.DEFAULT_MAX_ATTEMPTS, ge=1, le=R.MAX_ATTEMPTS)
+    backoff_multiplier: float = Field(
+        default=R.DEFAULT_BACKOFF_MULTIPLIER, ge=1, le=R.MAX_BACKOFF_MULTIPLIER
+    )
+    initial_delay_seconds: float = Field(
+        default=R.DEFAULT_INITIAL_DELAY_SECONDS, ge=0, le=R.MAX_INITIAL_DELAY_SECONDS
+    )
 
 
 # The SDK's `Step` TypedDict types `depends_on` as Optional, so `null` means "no dependencies".
@@ -215,7 +221,7 @@ class Step(Strict):
     depends_on: DependsOn = Field(default_factory=list, max_length=500)
     condition: str | None = Field(default=None, max_length=4096)
     retry: Retry | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=R.MAX_TIMEOUT_SECONDS)
 
 
 class Definition(BaseModel):

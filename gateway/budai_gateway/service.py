@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 
 from budai_gateway import __version__
+from budai_gateway.capacity import Node, Placement, Request, format_cpu
 from budai_gateway.config import ClusterSpec, Settings
 from budai_gateway.errors import APIError, not_found
 from budai_gateway.progress import DownloadProgress, progress_fields
-from budai_gateway.resources import Node, Placement, Request, format_cpu
 from budai_gateway.store import Doc, Store
 
 log = logging.getLogger("budai_gateway")

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from . import leadership
 from .kubeapi import KubeApi
 from .metrics import register_objects
 from .models import GROUP, VERSION
@@ -27,35 +28,6 @@ from .runtime import PLURALS, Runtime
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-# kopf decides whether this replica leads (peering) and announces the decision on this logger;
-# its watch streams stop and resume with it, and so must our work queue.
-PEERING_LOGGER = "kopf._core.engines.peering"
-
-
-class _FollowPeering(logging.Filter):
-    """Pause and resume the runtime exactly when kopf pauses and resumes its watches."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__()
-        self.runtime = runtime
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        if message.startswith("Pausing"):
-            self.runtime.set_active(False)
-        elif message.startswith("Resuming"):
-            self.runtime.set_active(True)
-        return True
-
-
-def _follow_peering(runtime: Runtime) -> None:
-    logger = logging.getLogger(PEERING_LOGGER)
-    for old in [f for f in logger.filters if isinstance(f, _FollowPeering)]:
-        logger.removeFilter(old)
-    logger.addFilter(_FollowPeering(runtime))
-    # The decisions are logged at INFO: keep them even when the operator logs only warnings.
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
 
 
 @kopf.on.startup()
@@ -86,7 +58,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # With peering kopf starts paused and says "Resuming" once no peer outranks it; a
         # standby that finds a leader at once stays paused without a word.
         runtime.set_active(False)
-    _follow_peering(runtime)
+    leadership.follow(runtime.set_active)
     if not memo.get("objects_registered"):
         register_objects(runtime.object_counts)
         memo["objects_registered"] = True

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
+from budai import pipeline_rules as R
+
 from ._base import (
     AGE_COLUMN,
     EXTERNAL_ID_IMMUTABLE,
@@ -22,7 +24,7 @@ from ._base import (
     PrinterColumn,
 )
 
-STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+STEP_ID_PATTERN = R.STEP_ID_PATTERN
 # The gateway accepts 500 steps, but the API server's CEL cost estimate for the cross-step rules
 # (unique ids, dependencies that exist) grows with steps x steps x dependsOn; these bounds keep
 # it inside the per-rule budget on a real API server (checked by the e2e tests).
@@ -33,14 +35,16 @@ MAX_DEPENDS_ON = 16
 class Retry(CRModel):
     """How a failed step is retried."""
 
-    max_attempts: int = Field(default=1, ge=1, le=100)
+    max_attempts: int = Field(default=R.DEFAULT_MAX_ATTEMPTS, ge=1, le=R.MAX_ATTEMPTS)
     """Attempts in total, the first included."""
 
-    backoff_multiplier: float = Field(default=1.0, ge=1, le=100)
+    backoff_multiplier: float = Field(
+        default=R.DEFAULT_BACKOFF_MULTIPLIER, ge=1, le=R.MAX_BACKOFF_MULTIPLIER
+    )
     """Each delay is the previous one times this factor."""
 
-    initial_delay_seconds: float | None = Field(default=None, ge=0, le=86400)
-    """Delay before the second attempt (gateway default 1 s)."""
+    initial_delay_seconds: float | None = Field(default=None, ge=0, le=R.MAX_INITIAL_DELAY_SECONDS)
+    """Delay before the second attempt (default 1 s)."""
 
 
 class Step(CRModel):
@@ -76,7 +80,7 @@ class Step(CRModel):
     retry: Retry | None = None
     """Retry policy."""
 
-    timeout_seconds: int | None = Field(default=None, ge=1, le=604800)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=int(R.MAX_TIMEOUT_SECONDS))
     """Time limit of one attempt."""
 
 

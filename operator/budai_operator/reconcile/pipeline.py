@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from budai import pipeline_rules as R
+
 from ..models import BudPipelineSpec, Step
 from . import conditions as c
 from .common import (
@@ -26,7 +28,12 @@ from .common import (
 from .model import set_fields
 from .polling import ANN_EXTERNAL_ID
 
-_RETRY_DEFAULTS = {"max_attempts": 1, "backoff_multiplier": 1.0, "initial_delay_seconds": 1.0}
+# What an absent retry field means on the gateway; spec and remote compare after filling these.
+_RETRY_DEFAULTS = {
+    "max_attempts": R.DEFAULT_MAX_ATTEMPTS,
+    "backoff_multiplier": R.DEFAULT_BACKOFF_MULTIPLIER,
+    "initial_delay_seconds": R.DEFAULT_INITIAL_DELAY_SECONDS,
+}
 
 
 def step_body(step: Step) -> dict[str, Any]:
@@ -80,32 +87,8 @@ def definitions_equal(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) 
 
 def find_cycle(steps: Sequence[Step]) -> list[str] | None:
     """A dependency cycle as a path of step ids (first id repeated at the end), or None."""
-    deps = {s.id: list(s.depends_on or []) for s in steps}
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in deps.get(node, []):
-            if nxt not in deps:
-                continue
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if state.get(nxt) is None:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for step in steps:
-        if state.get(step.id) is None:
-            found = visit(step.id)
-            if found:
-                return found
-    return None
+    found = R.find_cycle([(s.id, s.depends_on or []) for s in steps])
+    return found[2] if found else None
 
 
 def spec_problem(spec: BudPipelineSpec, known_actions: Collection[str] | None) -> str | None:
