@@ -9,6 +9,7 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +146,18 @@ def test_pipeline_reports_its_newest_execution(bud: BudClient) -> None:
     assert got.last_execution["completed_at"] is not None
     listed = {p.id: p for p in bud.pipelines.list()}
     assert listed[pipe.id].last_execution["id"] == second.id
+
+
+def test_hugging_face_cache_reports_real_bytes(tmp_path: Path) -> None:
+    snap = tmp_path / "hub" / "models--acme--cached" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").write_bytes(b"\0" * 4321)
+    with (
+        LocalGateway(speed=20, env={"HF_HUB_CACHE": str(tmp_path / "hub")}) as gw,
+        BudClient(api_key=gw.api_key, base_url=gw.url, max_retries=0) as bud,
+    ):
+        m = bud.models.create(name="cached", source="hugging_face", uri="acme/cached")
+        assert m.status == "available"
+        assert (m.downloaded_bytes, m.size_bytes) == (4321, 4321)
+        assert m.bytes_per_second is None and m.eta_seconds is None
+        assert "simulated_download" not in m.metadata
