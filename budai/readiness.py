@@ -69,7 +69,8 @@ def _duration(seconds: float) -> str:
 
 
 def download_summary(model: Mapping[str, Any]) -> str:
-    """``42% (4.2 GB of 10.0 GB at 50.0 MB/s, about 1m56s left)`` from whatever is known."""
+    """``42% (4.2 GB of 10.0 GB at 50.0 MB/s, about 1m56s left)`` from whatever is known
+    (``(simulated, ...)`` when the gateway simulates the download)."""
     percent = model.get("progress_percent")
     done, size = model.get("downloaded_bytes"), model.get("size_bytes")
     rate, eta = model.get("bytes_per_second"), model.get("eta_seconds")
@@ -85,7 +86,7 @@ def download_summary(model: Mapping[str, Any]) -> str:
     if isinstance(eta, int | float):
         text += f", about {_duration(eta)} left"
     if (model.get("metadata") or {}).get("simulated_download"):
-        text += " (simulated)"
+        text = "simulated" + (f", {text}" if text else "")
     return f"{head} ({text.strip()})" if head and text else head or text.strip()
 
 

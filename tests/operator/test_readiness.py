@@ -221,7 +221,7 @@ MODEL_TABLE: list[tuple[str, dict[str, Any], str, str, list[str]]] = [
         },
         "False",
         "Downloading",
-        ["(simulated)"],
+        ["(simulated, "],
     ),
     (
         "error",

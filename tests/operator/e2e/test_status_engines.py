@@ -264,7 +264,7 @@ def test_why_it_scaled_download_figures_and_last_run(
     assert st["downloadSimulated"] is True and st["sizeBytes"] == 10**15
     assert st["bytesPerSecond"] > 0 and 0 < st["downloadedBytes"] < st["sizeBytes"]
     assert condition(big, "Ready")["reason"] == "Downloading"
-    assert "(simulated)" in condition(big, "Ready")["message"]
+    assert "(simulated, " in condition(big, "Ready")["message"]
     wide = kube.kubectl("get", "bm", "big", "-n", ns, "-o", "wide").stdout
     assert {"PROGRESS", "RATE", "ETA"} <= set(wide.split("\n")[0].split()), wide
 
