@@ -212,7 +212,14 @@ def _wait_gone(fetch: Callable[[], Any], timeout: float, what: str) -> None:
             return None
 
     with err_console().status(f"waiting for {what} to go"):
-        poll(gone, lambda obj: obj is None, timeout, lambda _obj: None, f"{what} to be deleted")
+        poll(
+            gone,
+            lambda obj: obj is None,
+            timeout,
+            lambda _obj: None,
+            f"{what} to be deleted",
+            lambda obj: f"it is still {getattr(obj, 'status', 'there')}",
+        )
 
 
 # -- deployments -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import subprocess
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,32 @@ def _judge(engines: Engines, kube: Any, ns: str, kind: str, name: str) -> tuple[
     return engines.both(obj)
 
 
+LEADER_PRIORITY = 80
+
+
+def _leader_time_left(kube: Any) -> float:
+    """Seconds until the frozen leader's peering record expires (then the shared operator,
+    paused in its favour, would resume)."""
+    peering = kube.get_json("clusterkopfpeering", "bud-operator")
+    for peer in (peering.get("status") or {}).values():
+        if isinstance(peer, dict) and peer.get("priority") == LEADER_PRIORITY:
+            seen = datetime.fromisoformat(str(peer["lastseen"]))
+            if seen.tzinfo is None:
+                seen = seen.replace(tzinfo=UTC)
+            deadline = seen + timedelta(seconds=float(peer.get("lifetime", 60)))
+            return (deadline - datetime.now(UTC)).total_seconds()
+    pytest.fail(f"no peering record with priority {LEADER_PRIORITY}: {peering.get('status')}")
+
+
 @contextmanager
-def _frozen(op: OperatorProcess) -> Iterator[None]:
+def _frozen(op: OperatorProcess, kube: Any, shared: OperatorProcess) -> Iterator[None]:
+    """Nothing reconciles inside: the leader is stopped while its peering record is fresh (kopf
+    refreshes it every 50-55 s for a 60 s lifetime), so the shared operator stays paused."""
+    wait_for("a fresh peering record of the leader", lambda: _leader_time_left(kube) > 30, 70)
     os.kill(op.process.pid, signal.SIGSTOP)
     try:
         yield
+        assert _state(shared) == "pausing", "the shared operator resumed while frozen"
     finally:
         os.kill(op.process.pid, signal.SIGCONT)
 
@@ -71,7 +93,7 @@ def _frozen(op: OperatorProcess) -> Iterator[None]:
 def leader(
     kube: Any, gateway: Any, operator: OperatorProcess, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
-    op = start_operator(kube, gateway, tmp_path / "leader", "--priority", "80")
+    op = start_operator(kube, gateway, tmp_path / "leader", "--priority", str(LEADER_PRIORITY))
     try:
         wait_for(
             "our operator to lead and the shared one to pause",
@@ -92,6 +114,7 @@ def test_every_stage_through_both_engines(
     kube: Any,
     engines: Engines,
     leader: OperatorProcess,
+    operator: OperatorProcess,
     kube_namespace: str,
     bud: BudClient,
 ) -> None:
@@ -110,7 +133,7 @@ def test_every_stage_through_both_engines(
     seen: dict[str, tuple[Verdict, Verdict]] = {}
 
     # new: created while nobody reconciles, so it carries no status at all.
-    with _frozen(leader):
+    with _frozen(leader, kube, operator):
         kube.apply(model_yaml("m"), namespace=ns)
         seen["new"] = _judge(engines, kube, ns, "bm", "m")
 
@@ -132,7 +155,7 @@ def test_every_stage_through_both_engines(
     )  # the deployment, for the later stages
     wait_for("d Ready", _stage(kube, "bd", "d", ns, "Ready", "True"), 90)
     seen["ready-deployment"] = _judge(engines, kube, ns, "bd", "d")
-    with _frozen(leader):
+    with _frozen(leader, kube, operator):
         kube.kubectl(
             "patch", "bm", "m", "-n", ns, "--type=merge", "-p", '{"spec":{"metadata":{"v":"2"}}}'
         )
@@ -168,7 +191,7 @@ def test_every_stage_through_both_engines(
     seen["paused"] = _judge(engines, kube, ns, "bm", "big")
 
     # deleting: the finalizer holds the object while the operator is frozen.
-    with _frozen(leader):
+    with _frozen(leader, kube, operator):
         kube.kubectl("delete", "bd", "d", "-n", ns, "--wait=false")
         seen["deleting"] = _judge(engines, kube, ns, "bd", "d")
 
