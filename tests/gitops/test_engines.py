@@ -169,3 +169,32 @@ def test_shipped_argocd_cm_needs_no_open_libs() -> None:
     data = yaml.safe_load(ARGOCD_CM.read_text())["data"]
     assert not [k for k in data if ".useOpenLibs." in k]
     assert "No resource.customizations.useOpenLibs" in ARGOCD_CM.read_text()
+
+
+def test_the_issues_symptom_is_gone(engines: Engines, tmp_path: Path) -> None:
+    # The old "generation not observed" branch used string.format: in Argo CD's engine it
+    # failed exactly when a team pushed a change with the operator down.
+    folder = HEALTH_DIR / "bud.studio_BudModel"
+    obj = yaml.safe_load((folder / "testdata" / "generation-not-observed.yaml").read_text())
+    ours = (folder / "health.lua").read_text()
+    old_branch = (
+        'return result("Progressing", string.format('
+        '"Waiting for the Bud operator to observe generation %d (observed %d)", '
+        "generation, obj.status.observedGeneration))\n"
+    )
+    start = ours.index(
+        '  return result("Progressing", "Waiting for the Bud operator to observe gen'
+    )
+    end = ours.index("end\n", start)
+    old = ours[:start] + "  " + old_branch + ours[end:]
+    data = {"resource.customizations.health.bud.studio_BudModel": old}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm"}, "data": data}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(cm))
+    (before,) = engines.argocd([obj], cm=tmp_path / "old.yaml")
+    assert before.error is not None
+    assert "attempt to index a non-table object(nil) with key 'format'" in before.error, before
+    (after,) = engines.argocd([obj])
+    assert after.pair == (
+        "Progressing",
+        "Waiting for the Bud operator to observe generation 3 (observed 2)",
+    )
