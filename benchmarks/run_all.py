@@ -17,6 +17,7 @@ from _table import Row, format_table
 QUICK_ARGS = {
     "bench_sdk.py": ["--imports", "3", "--calls", "200", "--rounds", "1"],
     "bench_gateway.py": ["--runs", "1", "--requests", "200"],
+    "bench_hostile.py": ["--seconds", "3", "--requests", "200", "--runs", "1"],
     "bench_operator.py": ["--count", "30", "--big", "60", "--scales", "3", "--idle", "5"],
 }
 

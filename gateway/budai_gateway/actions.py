@@ -7,6 +7,7 @@ An action receives the rendered params and returns the step's output; raising
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from budai_gateway import chat
-from budai_gateway.errors import APIError
+from budai_gateway.errors import APIError, printable
 
 if TYPE_CHECKING:
     from budai_gateway.service import Gateway
@@ -33,9 +34,17 @@ def _api(exc: APIError) -> StepFailed:
 
 async def log_action(gw: Gateway, p: dict[str, Any]) -> Any:
     level = p.get("level", "info")
-    message = p.get("message", "")
-    log.log(logging.getLevelName(level.upper()), "pipeline log: %s", message)
-    return {"message": message, "level": level, "logged": True}
+    cap = gw.settings.limits.max_log_message_bytes
+    message = str(p.get("message", ""))
+    truncated = len(message) > cap
+    if truncated:
+        message = message[:cap]
+    # Escaped: a message cannot start a line of its own in the gateway's log.
+    log.log(logging.getLevelName(str(level).upper()), "pipeline log: %s", printable(message, cap))
+    out = {"message": message, "level": level, "logged": True}
+    if truncated:
+        out["truncated"] = f"cut to {cap:,} characters (limits.max_log_message_bytes)"
+    return out
 
 
 async def transform(gw: Gateway, p: dict[str, Any]) -> Any:
@@ -67,14 +76,26 @@ async def http_request(gw: Gateway, p: dict[str, Any]) -> Any:
     elif "body" in p:
         kwargs["content"] = str(p["body"]).encode()
     timeout = float(p.get("timeout_seconds", 30))
+    cap = gw.settings.limits.max_step_output_bytes
     try:
-        resp = await gw.http.request(method, str(p["url"]), timeout=timeout, **kwargs)
+        request = gw.http.build_request(method, str(p["url"]), timeout=timeout, **kwargs)
+        resp = await gw.http.send(request, stream=True)
+        try:
+            raw = b""
+            async for chunk in resp.aiter_bytes():
+                raw += chunk
+                if len(raw) > cap:
+                    raise StepFailed(
+                        f"response body is over the {cap:,}-byte cap (limits.max_step_output_bytes)"
+                    )
+        finally:
+            await resp.aclose()
     except httpx.HTTPError as exc:
         raise StepFailed(f"request to {p['url']} failed: {exc!r}") from exc
     try:
-        body: Any = resp.json()
+        body: Any = json.loads(raw)
     except ValueError:
-        body = resp.text
+        body = raw.decode(resp.encoding or "utf-8", errors="replace")
     output = {"status_code": resp.status_code, "headers": dict(resp.headers), "body": body}
     expected = p.get("expected_status")
     if expected is not None:
@@ -101,7 +122,9 @@ async def model_add(gw: Gateway, p: dict[str, Any]) -> Any:
 
     try:
         ModelCreate.model_validate(body)
-        doc = gw.create_model(body)
+        gw.check_model_metadata(body.get("metadata"))
+        measured = await gw.measure_local(str(body["uri"])) if body["source"] == "local" else None
+        doc = gw.create_model(body, measured)
     except APIError as exc:
         if exc.code != "already_exists":
             raise _api(exc) from exc
@@ -201,15 +224,16 @@ async def chat_completion(gw: Gateway, p: dict[str, Any]) -> Any:
         dep, model = chat.resolve_target(gw, str(p["model"]))
     except APIError as exc:
         raise _api(exc) from exc
-    gw.record_request(dep["id"])
-    if model["metadata"].get("upstream_url"):
-        assert gw.http is not None
-        try:
-            result = await chat.forward(gw.http, model, req)
-        except APIError as exc:
-            raise _api(exc) from exc
-    else:
-        result = chat.completion(req, str(p["model"]))
+    try:
+        chat.check_bounds(req, gw.settings.limits)
+        up = chat.upstream_of(gw, model)
+        gw.record_request(dep["id"])
+        if up is not None:
+            result = await chat.forward(gw, up, model, req)
+        else:
+            result = chat.completion(req, str(p["model"]), gw.settings.limits)
+    except APIError as exc:
+        raise _api(exc) from exc
     choice = result["choices"][0]
     return {
         "content": choice["message"]["content"],

@@ -19,10 +19,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from budai_gateway import __version__, chat, dag
+from budai_gateway import __version__, chat, dag, expressions
 from budai_gateway import schemas as S
 from budai_gateway.config import Settings
-from budai_gateway.errors import APIError, error_body, loc_to_param
+from budai_gateway.errors import APIError, error_body, loc_to_param, printable
 from budai_gateway.local import local_router
 from budai_gateway.middleware import GatewayMiddleware, Runtime
 from budai_gateway.service import Gateway
@@ -41,7 +41,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "Validation error; `param` names the field"),
         (429, "Rate limited; see Retry-After"),
         (500, "Server error"),
-        (502, "Upstream model server failed (chat completions forwarded to upstream_url)"),
+        (502, "Upstream model server failed or refused (chat forwarded to a configured upstream)"),
+        (408, "The request body did not arrive in time"),
         (503, "Unavailable; see Retry-After"),
     ]
 }
@@ -70,8 +71,12 @@ def _err(
 def create_app(settings: Settings) -> FastAPI:
     gw = Gateway(settings)
     runtime = Runtime(
-        keys={k.key: k for k in settings.api_keys}, rate_limit=settings.rate_limit.model_copy()
+        keys={k.key: k for k in settings.api_keys},
+        rate_limit=settings.rate_limit.model_copy(),
+        auth_failures=settings.limits.auth_failures,
     )
+    expressions.MAX_DEPTH = settings.limits.max_expression_depth
+    expressions.MAX_SOURCE_BYTES = settings.limits.max_expression_bytes
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
             for t in [*gw.runners.values(), *gw.downloads.values()]:
                 t.cancel()
             await gw.http.aclose()
+            if gw._sandbox is not None:
+                gw._sandbox.close()
             gw.store.close()
 
     app = FastAPI(
@@ -147,7 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, printable(request.url.path))
         return _err(request, 500, "internal_error", f"Internal error: {type(exc).__name__}", None)
 
     @app.get("/health", include_in_schema=False)
@@ -249,29 +256,32 @@ def _api_router(gw: Gateway) -> APIRouter:
     )
     async def chat_completions(request: Request, body: S.ChatCompletionRequest) -> Any:
         req = body.model_dump(mode="json", exclude_none=True)
+        limits = gw.settings.limits
+        chat.check_bounds(req, limits)
         dep, model = chat.resolve_target(gw, body.model)
+        up = chat.upstream_of(gw, model)
         gw.record_request(dep["id"])
-        upstream = bool(model["metadata"].get("upstream_url"))
         if body.stream:
-            assert gw.http is not None
             gen = (
-                await chat.open_upstream_stream(gw.http, model, req, _rid(request))
-                if upstream
-                else chat.stream(req, body.model)
+                await chat.open_upstream_stream(gw, up, model, req, _rid(request))
+                if up is not None
+                else chat.stream(req, body.model, limits)
             )
             return StreamingResponse(
                 gen, media_type="text/event-stream", headers={"cache-control": "no-cache"}
             )
-        if upstream:
-            assert gw.http is not None
-            return JSONResponse(await chat.forward(gw.http, model, req))
-        return chat.completion(req, body.model)
+        if up is not None:
+            return JSONResponse(await chat.forward(gw, up, model, req))
+        return chat.completion(req, body.model, limits)
 
     # -- models ----------------------------------------------------------------------------
 
     @r.post("/models", status_code=201, response_model=S.Model, tags=["models"], dependencies=auth)
     async def create_model(body: S.ModelCreate) -> Any:
-        return gw.create_model(body.model_dump(mode="json"))
+        data = body.model_dump(mode="json")
+        gw.check_model_metadata(data.get("metadata"))
+        measured = await gw.measure_local(data["uri"]) if data["source"] == "local" else None
+        return gw.create_model(data, measured)
 
     @r.get("/models", response_model=S.ModelList, tags=["models"], dependencies=auth)
     async def list_models(

@@ -2,34 +2,51 @@
 
 The built-in engine answers ``"Echo: <last user message>"`` cut to ``max_tokens`` tokens, so
 tests can predict every byte; token counts come from a fixed word/punctuation tokenizer. A model
-whose ``metadata.upstream_url`` names a server (vLLM, llama.cpp, Ollama, ...) is forwarded there.
+whose ``metadata.upstream`` names an entry of the config's ``upstreams:`` (vLLM, llama.cpp,
+Ollama, ...) is forwarded there; nothing in a request or in metadata picks a URL or a key.
+
+Bounds (``limits.chat_*``): ``n``, ``max_tokens`` and the prompt size are checked before any
+work, and the built-in engine stops a reply at ``chat_max_reply_bytes``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import ipaddress
 import json
+import os
 import re
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from budai_gateway.errors import APIError
+from budai_gateway.errors import APIError, printable
 
 if TYPE_CHECKING:
+    from budai_gateway.config import Limits, Upstream
     from budai_gateway.service import Gateway
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
-def tokenize(text: str) -> list[str]:
-    """Tokens with their leading whitespace kept, so joining them gives the text back."""
+def tokenize(text: str, limit: int | None = None) -> list[str]:
+    """Tokens with their leading whitespace kept, so joining them gives the text back.
+
+    With ``limit``, stop after that many tokens (the last one keeps no trailing text): a
+    capped reply never tokenizes the whole of a large prompt.
+    """
     out: list[str] = []
     pos = 0
     for m in _TOKEN.finditer(text):
+        if limit is not None and len(out) >= limit:
+            return out
         out.append(text[pos : m.end()])
         pos = m.end()
     if out and pos < len(text):
@@ -138,7 +155,9 @@ class BuiltinEngine:
         }
 
     @staticmethod
-    def answer(req: dict[str, Any], index: int) -> tuple[list[str], str]:
+    def answer(
+        req: dict[str, Any], index: int, token_cap: int | None = None
+    ) -> tuple[list[str], str]:
         last, _ = _last_text(req)
         text = "Echo: " + last if last else "Hello from the local Bud gateway."
         fmt = (req.get("response_format") or {}).get("type")
@@ -146,9 +165,11 @@ class BuiltinEngine:
             text = json.dumps({"echo": last})
         if index:
             text = f"[{index}] {text}"
-        tokens = tokenize(text)
         finish = "stop"
         max_tokens = req.get("max_tokens")
+        if token_cap is not None:
+            max_tokens = token_cap if max_tokens is None else min(max_tokens, token_cap)
+        tokens = tokenize(text, None if max_tokens is None else max_tokens + 1)
         if max_tokens is not None and len(tokens) > max_tokens:
             tokens = tokens[:max_tokens]
             finish = "length"
@@ -167,9 +188,35 @@ class BuiltinEngine:
         return sum(count_tokens(_content_text(m.get("content"))) + 3 for m in req["messages"]) + 3
 
 
-def completion(req: dict[str, Any], model_name: str) -> dict[str, Any]:
+def check_bounds(req: dict[str, Any], limits: Limits) -> None:
+    """Refuse a request whose reply could be out of proportion (422 naming the limit)."""
+    n = int(req.get("n") or 1)
+    if n > limits.chat_max_n:
+        raise APIError(
+            422, "invalid_value", f"n: {n} choices asked; the limit is {limits.chat_max_n}"
+            " (limits.chat_max_n)", "n"
+        )  # fmt: skip
+    max_tokens = req.get("max_tokens")
+    if max_tokens is not None and int(max_tokens) > limits.chat_max_tokens:
+        raise APIError(
+            422, "invalid_value", f"max_tokens: {max_tokens} asked; the limit is "
+            f"{limits.chat_max_tokens} (limits.chat_max_tokens)", "max_tokens"
+        )  # fmt: skip
+    size = sum(len(_content_text(m.get("content")).encode()) for m in req["messages"])
+    if size > limits.chat_max_prompt_bytes:
+        raise APIError(
+            422, "invalid_value", f"messages: the prompt is {size:,} bytes; the limit is "
+            f"{limits.chat_max_prompt_bytes:,} (limits.chat_max_prompt_bytes)", "messages"
+        )  # fmt: skip
+
+
+def completion(
+    req: dict[str, Any], model_name: str, limits: Limits | None = None
+) -> dict[str, Any]:
     choices = []
     completion_tokens = 0
+    token_cap = limits.chat_max_tokens if limits is not None else None
+    room = limits.chat_max_reply_bytes if limits is not None else None
     for i in range(req.get("n") or 1):
         call = BuiltinEngine.tool_call(req, i)
         if call is not None:
@@ -182,7 +229,9 @@ def completion(req: dict[str, Any], model_name: str) -> dict[str, Any]:
                 }
             )
             continue
-        tokens, finish = BuiltinEngine.answer(req, i)
+        tokens, finish = BuiltinEngine.answer(req, i, token_cap)
+        if room is not None:
+            tokens, finish, room = _fit(tokens, finish, room)
         completion_tokens += len(tokens)
         choices.append(
             {
@@ -206,11 +255,50 @@ def completion(req: dict[str, Any], model_name: str) -> dict[str, Any]:
     }
 
 
+def _fit(tokens: list[str], finish: str, room: int) -> tuple[list[str], str, int]:
+    """Keep the tokens that fit in ``room`` bytes (limits.chat_max_reply_bytes)."""
+    kept: list[str] = []
+    for tok in tokens:
+        room -= len(tok.encode())
+        if room < 0:
+            return kept, "length", 0
+        kept.append(tok)
+    return kept, finish, room
+
+
 def _sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def stream(req: dict[str, Any], model_name: str) -> AsyncIterator[bytes]:
+async def stream(
+    req: dict[str, Any], model_name: str, limits: Limits | None = None
+) -> AsyncIterator[bytes]:
+    token_cap = limits.chat_max_tokens if limits is not None else None
+    room = limits.chat_max_reply_bytes if limits is not None else None
+    async for part in _stream(req, model_name, token_cap):
+        if room is not None:
+            room -= len(part)
+            if room < 0:
+                # Over the reply budget: end the stream the way a length stop does.
+                yield _sse(
+                    {
+                        "id": "chatcmpl-capped",
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": model_name,
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+                    }
+                )
+                yield b"data: [DONE]\n\n"
+                return
+        yield part
+        # Give other requests the loop between chunks (a long stream must not hog it).
+        await asyncio.sleep(0)
+
+
+async def _stream(
+    req: dict[str, Any], model_name: str, token_cap: int | None
+) -> AsyncIterator[bytes]:
     cid = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
     completion_tokens = 0
@@ -235,7 +323,7 @@ async def stream(req: dict[str, Any], model_name: str) -> AsyncIterator[bytes]:
             yield _sse(chunk([{"index": i, "delta": delta, "finish_reason": None}]))
             yield _sse(chunk([{"index": i, "delta": {}, "finish_reason": "tool_calls"}]))
             continue
-        tokens, finish = BuiltinEngine.answer(req, i)
+        tokens, finish = BuiltinEngine.answer(req, i, token_cap)
         completion_tokens += len(tokens)
         yield _sse(
             chunk(
@@ -261,81 +349,221 @@ async def stream(req: dict[str, Any], model_name: str) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
+# -- forwarding to configured upstreams ------------------------------------------------------
+
+
+def upstream_of(gw: Gateway, model: dict[str, Any]) -> Upstream | None:
+    """The configured upstream a model forwards to (``metadata.upstream``), or None."""
+    meta = model.get("metadata") or {}
+    if "upstream_url" in meta or "upstream_api_key_env" in meta:
+        raise APIError(
+            409,
+            "upstream_not_configured",
+            f"Model '{model['name']}' names an upstream URL in its metadata, which is not "
+            "honoured; name an upstream of the gateway's config with metadata.upstream.",
+            "model",
+        )
+    name = meta.get("upstream")
+    if name is None:
+        return None
+    up = gw.settings.upstream(str(name))
+    if up is None:
+        raise APIError(
+            409,
+            "upstream_not_configured",
+            f"Model '{model['name']}' forwards to upstream '{printable(name, 64)}', which the "
+            "gateway's config does not define.",
+            "model",
+        )
+    return up
+
+
+def _upstream_key(up: Upstream) -> str | None:
+    if up.api_key_env:
+        return os.environ.get(up.api_key_env) or None
+    if up.api_key_file:
+        try:
+            return Path(up.api_key_file).expanduser().read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+    return None
+
+
+@functools.cache
+def _own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """This machine's addresses (a gateway bound to 0.0.0.0 answers on all of them)."""
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+    except (OSError, ValueError):
+        pass
+    return frozenset(found)
+
+
+async def check_destination(gw: Gateway, up: Upstream) -> None:
+    """Refuse targets the config did not allow: loopback and link-local addresses (unless the
+    entry says so) and the gateway itself (always). Names are resolved now, so a DNS name
+    pointing at 127.0.0.1 is caught as well as a literal address."""
+    url = httpx.URL(up.url)
+    host = url.host
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise APIError(
+            502, "upstream_unreachable", f"Upstream '{up.name}' could not be resolved."
+        ) from exc
+    own = httpx.URL(gw.settings.public_url)
+    own_port = own.port or 80
+    mine = await asyncio.to_thread(_own_addresses)  # cached; a resolver may be slow
+    for info in infos:
+        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        local = addr.is_loopback or addr.is_unspecified
+        if (local or addr in mine) and port == own_port:
+            raise APIError(502, "upstream_refused", f"Upstream '{up.name}' points at this gateway.")
+        if local and not up.allow_loopback:
+            raise APIError(
+                502,
+                "upstream_refused",
+                f"Upstream '{up.name}' resolves to a loopback address; set allow_loopback "
+                "on its entry in the gateway's config to allow it.",
+            )
+        if addr.is_link_local and not up.allow_link_local:
+            raise APIError(
+                502,
+                "upstream_refused",
+                f"Upstream '{up.name}' resolves to a link-local address; set "
+                "allow_link_local on its entry in the gateway's config to allow it.",
+            )
+
+
 def _upstream_request(
-    model: dict[str, Any], req: dict[str, Any]
+    up: Upstream, model: dict[str, Any], req: dict[str, Any]
 ) -> tuple[str, dict[str, Any], dict[str, str]]:
     meta = model["metadata"]
-    url = str(meta["upstream_url"]).rstrip("/") + "/chat/completions"
+    url = up.url.rstrip("/") + "/chat/completions"
     body = {k: v for k, v in req.items() if v is not None}
-    body["model"] = meta.get("upstream_model", model["name"])
-    headers = {}
-    if meta.get("upstream_api_key_env"):
-        import os
-
-        key = os.environ.get(str(meta["upstream_api_key_env"]))
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+    body["model"] = str(meta.get("upstream_model", model["name"]))
+    headers = {"accept-encoding": "identity"}
+    key = _upstream_key(up)
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     return url, body, headers
 
 
-async def forward(
-    client: httpx.AsyncClient, model: dict[str, Any], req: dict[str, Any]
-) -> dict[str, Any]:
-    url, body, headers = _upstream_request(model, req)
+def _upstream_failed(up: Upstream, status: int) -> APIError:
+    # The upstream's body is not echoed: it may be anything the target chose to say.
+    return APIError(
+        502 if status >= 500 or status < 400 else status,
+        "upstream_error",
+        f"Upstream '{up.name}' answered HTTP {status}.",
+    )
+
+
+async def _read_capped(resp: httpx.Response, cap: int, up: Upstream) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_raw():
+        size += len(chunk)
+        if size > cap:
+            raise APIError(
+                502,
+                "upstream_error",
+                f"Upstream '{up.name}' answered more than {cap:,} bytes "
+                "(limits.upstream_max_response_bytes).",
+            )
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def forward(gw: Gateway, up: Upstream, model: dict[str, Any], req: dict[str, Any]) -> Any:
+    await check_destination(gw, up)
+    assert gw.http is not None
+    url, body, headers = _upstream_request(up, model, req)
+    cap = gw.settings.limits.upstream_max_response_bytes
+    request = gw.http.build_request("POST", url, json=body, headers=headers,
+                                    timeout=up.timeout_seconds)  # fmt: skip
     try:
-        resp = await client.post(url, json=body, headers=headers, timeout=120)
+        resp = await gw.http.send(request, stream=True, follow_redirects=False)
     except httpx.HTTPError as exc:
-        raise APIError(502, "upstream_unreachable", f"Upstream {url} failed: {exc!r}") from exc
-    if resp.status_code >= 400:
         raise APIError(
-            502 if resp.status_code >= 500 else resp.status_code,
-            "upstream_error",
-            f"Upstream answered {resp.status_code}: {resp.text[:500]}",
-        )
+            502, "upstream_unreachable", f"Upstream '{up.name}' failed: {type(exc).__name__}."
+        ) from exc
     try:
-        data: dict[str, Any] = resp.json()
+        if resp.status_code != 200:
+            raise _upstream_failed(up, resp.status_code)
+        try:
+            raw = await _read_capped(resp, cap, up)
+        except httpx.HTTPError as exc:
+            raise APIError(
+                502, "upstream_unreachable", f"Upstream '{up.name}' failed: {type(exc).__name__}."
+            ) from exc
+    finally:
+        await resp.aclose()
+    try:
+        data = json.loads(raw)
     except ValueError as exc:
-        raise APIError(502, "upstream_error", "Upstream answered with a non-JSON body.") from exc
+        raise APIError(
+            502, "upstream_error", f"Upstream '{up.name}' answered with a non-JSON body."
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise APIError(502, "upstream_error", f"Upstream '{up.name}' answered without choices.")
     return data
 
 
 async def open_upstream_stream(
-    client: httpx.AsyncClient, model: dict[str, Any], req: dict[str, Any], request_id: str
+    gw: Gateway, up: Upstream, model: dict[str, Any], req: dict[str, Any], request_id: str
 ) -> AsyncIterator[bytes]:
     """Connect to the upstream first, so a refused or failed call is a plain error response
     (502, or the upstream's 4xx); only failures after the first byte become an SSE error."""
-    url, body, headers = _upstream_request(model, req)
-    request = client.build_request("POST", url, json=body, headers=headers, timeout=120)
+    await check_destination(gw, up)
+    assert gw.http is not None
+    url, body, headers = _upstream_request(up, model, req)
+    cap = gw.settings.limits.upstream_max_response_bytes
+    request = gw.http.build_request("POST", url, json=body, headers=headers,
+                                    timeout=up.timeout_seconds)  # fmt: skip
     try:
-        resp = await client.send(request, stream=True)
+        resp = await gw.http.send(request, stream=True, follow_redirects=False)
     except httpx.HTTPError as exc:
-        raise APIError(502, "upstream_unreachable", f"Upstream {url} failed: {exc!r}") from exc
-    if resp.status_code >= 400:
-        text = (await resp.aread()).decode(errors="replace")[:500]
-        await resp.aclose()
         raise APIError(
-            502 if resp.status_code >= 500 else resp.status_code,
-            "upstream_error",
-            f"Upstream answered {resp.status_code}: {text}",
+            502, "upstream_unreachable", f"Upstream '{up.name}' failed: {type(exc).__name__}."
+        ) from exc
+    if resp.status_code != 200:
+        await resp.aclose()
+        raise _upstream_failed(up, resp.status_code)
+
+    def sse_error(message: str) -> bytes:
+        return _sse(
+            {
+                "error": {
+                    "message": message,
+                    "type": "server_error",
+                    "code": "upstream_error",
+                    "param": None,
+                    "request_id": request_id,
+                }
+            }
         )
 
     async def relay() -> AsyncIterator[bytes]:
+        size = 0
         try:
             async for line in resp.aiter_lines():
+                size += len(line)
+                if size > cap:
+                    yield sse_error(
+                        f"Upstream '{up.name}' sent more than {cap:,} bytes "
+                        "(limits.upstream_max_response_bytes)."
+                    )
+                    return
                 if line.startswith("data:"):
                     yield line.encode() + b"\n\n"
+                    await asyncio.sleep(0)
         except httpx.HTTPError as exc:
-            yield _sse(
-                {
-                    "error": {
-                        "message": f"Upstream stream broke: {exc!r}",
-                        "type": "server_error",
-                        "code": "upstream_error",
-                        "param": None,
-                        "request_id": request_id,
-                    }
-                }
-            )
+            yield sse_error(f"Upstream '{up.name}' stream broke: {type(exc).__name__}.")
         finally:
             await resp.aclose()
 

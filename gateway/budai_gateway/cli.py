@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -42,6 +43,7 @@ def serve(
     import uvicorn
 
     from budai_gateway.app import create_app
+    from budai_gateway.server import GuardedH11Protocol
 
     settings = load_config(config_file, {"db_path": db, "speed": speed})
     keys = list(settings.api_keys)
@@ -58,9 +60,8 @@ def serve(
             keys.append(ApiKey(key=env_key, scope="admin", name="env"))
             click.echo("budai-gateway: using the admin key from BUD_API_KEY", err=True)
         else:
-            generated = generate_key()
+            generated = _generated_key(settings.db_path)
             keys.append(ApiKey(key=generated, scope="admin", name="generated"))
-            click.echo(f"budai-gateway: admin API key: {generated}", err=True)
     settings.api_keys = keys
     host_for_url = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     settings.public_url = f"http://{host_for_url}:{port}"
@@ -69,6 +70,9 @@ def serve(
     click.echo(
         f"budai-gateway: serving http://{host_for_url}:{port}/v1 (db {settings.db_path})", err=True
     )
+    lim = settings.limits
+    GuardedH11Protocol.header_timeout = lim.header_timeout_seconds
+    GuardedH11Protocol.max_half_open = lim.max_half_open_connections
     uvicorn.run(
         app,
         host=host,
@@ -76,5 +80,31 @@ def serve(
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=2,
+        http=GuardedH11Protocol,
+        timeout_keep_alive=5,
+        limit_concurrency=lim.max_connections,
     )
     sys.exit(0)
+
+
+def _generated_key(db_path: str) -> str:
+    """The admin key of a gateway started without keys: kept next to the database (0600) so a
+    restart with the same ``--db`` keeps it; printed only when it is first made."""
+    if db_path == ":memory:":
+        key = generate_key()
+        click.echo(f"budai-gateway: admin API key: {key}", err=True)
+        return key
+    path = Path(db_path + ".key").expanduser()
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        if key:
+            path.chmod(0o600)
+            click.echo(f"budai-gateway: using the admin key saved in {path}", err=True)
+            return key
+    key = generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
+    click.echo(f"budai-gateway: admin API key: {key} (saved in {path})", err=True)
+    return key

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ApiKey(BaseModel):
@@ -69,6 +69,81 @@ class Timings(BaseModel):
     tick_seconds: float = 0.05
 
 
+class Upstream(BaseModel):
+    """An OpenAI-compatible server that models may forward to, by ``name``.
+
+    Model metadata names an upstream (``metadata.upstream``); it never chooses the URL, an
+    environment variable or a file. The key comes from ``api_key_env`` or ``api_key_file`` of
+    this entry (the operator's config), never from a request.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    url: str = Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    # Loopback and link-local targets (a vLLM or Ollama on this machine) need an explicit yes;
+    # without it a DNS name that resolves there is refused at request time.
+    allow_loopback: bool = False
+    allow_link_local: bool = False
+    timeout_seconds: float = Field(default=120.0, gt=0)
+
+
+class AuthFailureLimit(BaseModel):
+    """Token bucket per client address for failed authentication (401s)."""
+
+    model_config = ConfigDict(extra="forbid")
+    capacity: int = Field(default=100, ge=1)
+    refill_per_second: float = Field(default=10.0, gt=0)
+
+
+class Limits(BaseModel):
+    """Budgets that keep one request, template or run from taking the gateway down.
+
+    Every cap has a default that normal use never reaches; the error a cap causes names the
+    setting (``limits.<name>``) so it can be raised in the config.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    # Templates and conditions (run in a worker process, never on the event loop).
+    template_budgets: bool = True  # False only for benchmarks (the unbudgeted baseline)
+    template_time_seconds: float = Field(default=2.0, gt=0)
+    template_memory_mb: int = Field(default=512, ge=64)
+    template_max_int_digits: int = Field(default=4300, ge=10)
+    template_max_string_bytes: int = Field(default=1_000_000, ge=100)
+    template_max_loop_iterations: int = Field(default=100_000, ge=1)
+    template_max_output_bytes: int = Field(default=1_000_000, ge=100)
+    max_expression_depth: int = Field(default=64, ge=4)
+    max_expression_bytes: int = Field(default=65_536, ge=64)
+    # Runs.
+    max_step_output_bytes: int = Field(default=1_048_576, ge=256)
+    max_execution_output_bytes: int = Field(default=8_388_608, ge=1024)
+    max_log_message_bytes: int = Field(default=8192, ge=64)
+    max_stored_executions: int = Field(default=10_000, ge=1)
+    max_active_executions: int = Field(default=100, ge=1)
+    max_step_restarts: int = Field(default=3, ge=0)
+    # Models.
+    local_roots: list[str] | None = None  # None: the Hugging Face cache and <data>/models
+    local_measure_seconds: float = Field(default=10.0, gt=0)
+    download_max_bytes: int = Field(default=50_000_000_000, ge=1)
+    download_stall_seconds: float = Field(default=30.0, gt=0)
+    download_allowed_hosts: list[str] = Field(default_factory=list)  # redirect targets
+    download_max_redirects: int = Field(default=5, ge=0)
+    # Chat.
+    chat_max_n: int = Field(default=8, ge=1)
+    chat_max_prompt_bytes: int = Field(default=262_144, ge=16)
+    chat_max_tokens: int = Field(default=4096, ge=1)
+    chat_max_reply_bytes: int = Field(default=1_048_576, ge=1024)
+    upstream_max_response_bytes: int = Field(default=16_777_216, ge=1024)
+    # Requests and connections.
+    max_json_depth: int = Field(default=64, ge=2)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_half_open_connections: int = Field(default=64, ge=1)
+    max_connections: int = Field(default=1024, ge=8)
+    auth_failures: AuthFailureLimit = Field(default_factory=AuthFailureLimit)
+
+
 def default_clusters() -> list[ClusterSpec]:
     return [
         ClusterSpec(
@@ -104,6 +179,41 @@ class Settings(BaseModel):
     max_pipeline_steps: int = 500
     idempotency_ttl_seconds: float = 86_400.0
     hf_cache_dir: str | None = None
+    upstreams: list[Upstream] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _unique_upstreams(cls, value: list[Upstream]) -> list[Upstream]:
+        names = [u.name for u in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"upstream names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    def upstream(self, name: str) -> Upstream | None:
+        return next((u for u in self.upstreams if u.name == name), None)
+
+    def hf_cache_roots(self) -> list[Path]:
+        import os
+
+        roots = []
+        if self.hf_cache_dir:
+            roots.append(Path(self.hf_cache_dir))
+        if os.environ.get("HF_HUB_CACHE"):
+            roots.append(Path(os.environ["HF_HUB_CACHE"]))
+        if os.environ.get("HF_HOME"):
+            roots.append(Path(os.environ["HF_HOME"]) / "hub")
+        roots.append(Path.home() / ".cache" / "huggingface" / "hub")
+        return roots
+
+    def local_roots(self, data_dir: Path) -> list[Path]:
+        """Where ``local`` model sources may point (resolved, symlinks followed)."""
+        if self.limits.local_roots is not None:
+            raw = [Path(p).expanduser() for p in self.limits.local_roots]
+        else:
+            raw = [*self.hf_cache_roots(), data_dir / "models"]
+        return [p.resolve() for p in raw]
 
     def resolved_data_dir(self) -> Path:
         if self.data_dir:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from budai.pipeline_rules import retry_delay
 from budai_gateway.actions import ACTION_FUNCS, StepFailed
+from budai_gateway.errors import printable
 from budai_gateway.expressions import Evaluator
 from budai_gateway.schemas import Definition, Step
 from budai_gateway.service import TERMINAL_EXEC, iso
@@ -72,6 +73,10 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
 def _iso_to_ts(value: str | None) -> float | None:
     if value is None:
         return None
@@ -84,7 +89,11 @@ class Runner:
     def __init__(self, gw: Gateway, exec_id: str) -> None:
         self.gw = gw
         self.exec_id = exec_id
-        self.evaluator = Evaluator()
+        limits = gw.settings.limits
+        self.evaluator = Evaluator(
+            gw.sandbox() if limits.template_budgets else None,
+            limits.template_max_output_bytes if limits.template_budgets else None,
+        )
         self.cancel_event = _cancel_events.setdefault(exec_id, asyncio.Event())
 
     def _save_step(self, step: dict[str, Any]) -> None:
@@ -99,11 +108,27 @@ class Runner:
         definition = Definition.model_validate(internal["definition"])
         specs: dict[str, Step] = {s.id: s for s in definition.steps}
         states = {s["id"]: s for s in gw.store.steps(self.exec_id)}
-        # A step that was running when the gateway died runs again.
-        for st in states.values():
-            if st["status"] == "running":
+        # A step that was running when the gateway died runs again, a bounded number of times:
+        # a step that crashes or wedges the gateway must not be replayed for ever.
+        max_restarts = gw.settings.limits.max_step_restarts
+        restarts: dict[str, int] = dict(internal.get("restarts") or {})
+        interrupted = [st for st in states.values() if st["status"] == "running"]
+        for st in interrupted:
+            restarts[st["id"]] = restarts.get(st["id"], 0) + 1
+        if interrupted:
+            internal["restarts"] = restarts
+            gw.store.put_internal(self.exec_id, internal)
+        for st in interrupted:
+            if restarts[st["id"]] > max_restarts:
+                st["status"] = "failed"
+                st["error"] = (
+                    f"the gateway stopped {restarts[st['id']]} times while this step ran; "
+                    f"not run again (limits.max_step_restarts is {max_restarts})"
+                )
+                st["completed_at"] = iso()
+            else:
                 st["status"] = "pending"
-                self._save_step(st)
+            self._save_step(st)
         if doc["status"] == "pending":
             doc["status"] = "running"
             doc["started_at"] = iso()
@@ -136,6 +161,28 @@ class Runner:
         if failed_earlier:
             failure = f"step '{failed_earlier[0]['id']}' failed: {failed_earlier[0]['error']}"
         cancelled = bool(internal.get("cancel_requested"))
+        limits = gw.settings.limits
+        output_total = sum(
+            _json_size(st["output"]) for st in states.values() if st["status"] == "completed"
+        )
+
+        def over_cap(output: Any) -> str | None:
+            """The error for an output over a cap, naming the cap; None when it fits."""
+            nonlocal output_total
+            size = _json_size(_jsonable(output))
+            if size > limits.max_step_output_bytes:
+                return (
+                    f"step output is {size:,} bytes, over the {limits.max_step_output_bytes:,}"
+                    "-byte cap (limits.max_step_output_bytes)"
+                )
+            if output_total + size > limits.max_execution_output_bytes:
+                return (
+                    f"the execution's outputs would reach {output_total + size:,} bytes, over "
+                    f"the {limits.max_execution_output_bytes:,}-byte cap "
+                    "(limits.max_execution_output_bytes)"
+                )
+            output_total += size
+            return None
 
         def finish_step(sid: str, status: str, output: Any, error: str | None) -> None:
             st = states[sid]
@@ -173,7 +220,7 @@ class Runner:
                         continue
                     if spec.condition is not None:
                         try:
-                            go = self.evaluator.condition(spec.condition, context)
+                            go = await self.evaluator.condition_async(spec.condition, context)
                         except Exception as exc:
                             finish_step(sid, "failed", None, f"condition failed: {exc}")
                             failure = f"step '{sid}' failed: condition failed: {exc}"
@@ -205,6 +252,8 @@ class Runner:
                 for finished in done:
                     sid = running.pop(finished)
                     _, output, error = finished.result()
+                    if error is None:
+                        error = over_cap(output)
                     if error is None:
                         finish_step(sid, "completed", output, None)
                     else:
@@ -251,7 +300,7 @@ class Runner:
                 st["attempts"] = attempt
             error: str
             try:
-                params = self.evaluator.render(spec.params, context)
+                params = await self.evaluator.render_async(spec.params, context)
             except Exception as exc:
                 # Rendering is deterministic: retrying cannot help.
                 return spec.id, None, f"template error: {exc}"
@@ -277,6 +326,10 @@ class Runner:
             assert retry is not None
             delay = retry_delay(attempt, retry.initial_delay_seconds, retry.backoff_multiplier)
             log.info(
-                "step %s attempt %d failed (%s); retrying in %.3fs", spec.id, attempt, error, delay
+                "step %s attempt %d failed (%s); retrying in %.3fs",
+                spec.id,
+                attempt,
+                printable(error),
+                delay,
             )
             await asyncio.sleep(delay)

@@ -85,3 +85,15 @@ def loc_to_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
         else:
             out += ("." if out else "") + str(p)
     return out or None
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+
+
+def printable(value: object, limit: int = 2000) -> str:
+    """A user-supplied string made safe for one log line: control characters escaped
+    (no forged lines, no terminal escapes) and the length capped."""
+    text = str(value)
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(text) - limit} more characters)"
+    return text.translate(_CONTROL)

@@ -22,9 +22,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from budai_gateway.config import ApiKey, RateLimit
-from budai_gateway.errors import error_bytes
+from budai_gateway.config import ApiKey, AuthFailureLimit, RateLimit
+from budai_gateway.errors import error_bytes, printable
 from budai_gateway.service import Gateway
+from budai_gateway.store import IDEMPOTENCY, RESERVED
 
 log = logging.getLogger("budai_gateway")
 
@@ -87,6 +88,72 @@ class Runtime:
     faults: list[FaultRule] = field(default_factory=list)
     buckets: dict[str, Bucket] = field(default_factory=dict)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    auth_failures: AuthFailureLimit = field(default_factory=AuthFailureLimit)
+    failed: dict[str, Bucket] = field(default_factory=dict)
+
+    def authenticate(self, headers: dict[str, str]) -> tuple[str, ApiKey | None]:
+        """(bearer token, its key or None)."""
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        return token, (self.keys.get(token) if token else None)
+
+    def authorize(
+        self, scope: Scope, token: str, key: ApiKey | None, method: str, path: str, local: bool
+    ) -> tuple[int, str, str, str | None, dict[str, str] | None] | None:
+        """The refusal (status, code, message, param, headers) of a non-public request, if any.
+
+        Checked from headers alone, before the body is read. A client that keeps failing
+        authentication is told to wait (429) without its keys being looked at.
+        """
+        client = str((scope.get("client") or ("unknown", 0))[0])
+        wait = self._failure_wait(client)
+        if wait is not None:
+            retry = str(max(1, math.ceil(wait)))
+            return (429, "too_many_failed_authentications",
+                    f"Too many failed authentications from this client; retry in {retry} s.",
+                    None, {"retry-after": retry})  # fmt: skip
+        if key is None:
+            self._record_failure(client)
+            if token:
+                return 401, "invalid_api_key", "Invalid API key.", None, None
+            return (401, "missing_api_key",
+                    "Missing API key: send 'Authorization: Bearer <key>'.", None, None)  # fmt: skip
+        who = hashlib.sha256(token.encode()).hexdigest()[:16]
+        # Every authenticated request counts, refused ones included.
+        if not local:
+            allowed, _, wait_s = self.take(who, consume=True)
+            if not allowed:
+                retry = str(max(1, math.ceil(wait_s)))
+                return (429, "rate_limit_exceeded", f"Rate limit exceeded; retry in {retry} s.",
+                        None, {"retry-after": retry})  # fmt: skip
+        needs_admin = local or (method in MUTATING and (method, path) not in READ_WRITES)
+        if needs_admin and key.scope != "admin":
+            return (403, "insufficient_scope",
+                    f"This API key has the '{key.scope}' scope; {method} {printable(path)} "
+                    "needs 'admin'.", None, None)  # fmt: skip
+        return None
+
+    def _failure_bucket(self, client: str) -> Bucket:
+        lim = self.auth_failures
+        now = time.monotonic()
+        b = self.failed.get(client)
+        if b is None:
+            if len(self.failed) > 10_000:
+                self.failed.clear()  # bounded memory under a flood of client addresses
+            b = self.failed[client] = Bucket(float(lim.capacity), now)
+        b.tokens = min(float(lim.capacity), b.tokens + (now - b.last) * lim.refill_per_second)
+        b.last = now
+        return b
+
+    def _failure_wait(self, client: str) -> float | None:
+        b = self._failure_bucket(client)
+        if b.tokens >= 1.0:
+            return None
+        return (1.0 - b.tokens) / self.auth_failures.refill_per_second
+
+    def _record_failure(self, client: str) -> None:
+        b = self._failure_bucket(client)
+        b.tokens = max(b.tokens - 1.0, 0.0)
 
     def take(self, who: str, consume: bool) -> tuple[bool, dict[str, str], float]:
         rl = self.rate_limit
@@ -137,6 +204,28 @@ async def drop_connection() -> None:
     await asyncio.sleep(0)
 
 
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_depth(body: bytes, limit: int) -> int:
+    """How deep a JSON body nests (stops counting past ``limit``); strings are skipped."""
+    if b"[" not in body and b"{" not in body:
+        return 0
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for ch in brackets:
+        if ch in (91, 123):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
 def _fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
     h = hashlib.sha256()
     for part in (method.encode(), path.encode(), query, body):
@@ -174,10 +263,7 @@ class GatewayMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         public = path in PUBLIC_PATHS
         local = path.startswith("/_local")
-
-        auth = headers.get("authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        key = self.rt.keys.get(token) if token else None
+        token, key = self.rt.authenticate(headers)
         # Buckets are per key (names in a config file need not be unique).
         who = hashlib.sha256(token.encode()).hexdigest()[:16] if key else "anonymous"
         extra: dict[str, str] = {"x-request-id": rid}
@@ -194,7 +280,17 @@ class GatewayMiddleware:
             body = error_bytes(status, code, message, param, rid)
             await _send_simple(send, status, body, hdrs)
 
-        # Body, bounded.
+        # Authentication and scope come first: a refused request's body is never read.
+        if not public:
+            refusal = self.rt.authorize(scope, token, key, method, path, local)
+            if refusal is not None:
+                await error(*refusal)
+                return
+        _, rl_headers, _ = self.rt.take(who, consume=False)
+        extra.update(rl_headers)
+
+        # Body, bounded in size, in time (a slow sender) and in nesting.
+        limits = self.gw.settings.limits
         limit = self.gw.settings.max_body_bytes
         try:
             declared = int(headers.get("content-length", "0") or 0)
@@ -206,8 +302,20 @@ class GatewayMiddleware:
         chunks: list[bytes] = []
         size = 0
         more_body = True
+        deadline = time.monotonic() + limits.body_timeout_seconds
         while more_body:
-            msg = await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                await error(
+                    408,
+                    "request_timeout",
+                    f"The request body did not arrive within {limits.body_timeout_seconds:g} s"
+                    " (limits.body_timeout_seconds).",
+                    None,
+                    {"connection": "close"},
+                )
+                return
             if msg["type"] == "http.disconnect":
                 return
             part = msg.get("body", b"")
@@ -218,41 +326,15 @@ class GatewayMiddleware:
             chunks.append(part)
             more_body = msg.get("more_body", False)
         body = b"".join(chunks)
-
-        if not public:
-            if key is None:
-                await error(
-                    401,
-                    "invalid_api_key" if token else "missing_api_key",
-                    "Invalid API key."
-                    if token
-                    else "Missing API key: send 'Authorization: Bearer <key>'.",
-                )
-                return
-            # Every authenticated request counts, refused ones included.
-            if not local:
-                allowed, rl_headers, wait = self.rt.take(who, consume=True)
-                if not allowed:
-                    retry = str(max(1, math.ceil(wait)))
-                    await error(
-                        429,
-                        "rate_limit_exceeded",
-                        f"Rate limit exceeded; retry in {retry} s.",
-                        None,
-                        {"retry-after": retry},
-                    )
-                    return
-            needs_admin = local or (method in MUTATING and (method, path) not in READ_WRITES)
-            if needs_admin and key.scope != "admin":
-                await error(
-                    403,
-                    "insufficient_scope",
-                    f"This API key has the '{key.scope}' scope; {method} {path} needs 'admin'.",
-                )
-                return
-        if public or local:
-            _, rl_headers, _ = self.rt.take(who, consume=False)
-        extra.update(rl_headers)
+        depth = json_depth(body, limits.max_json_depth)
+        if depth > limits.max_json_depth:
+            await error(
+                422,
+                "invalid_body",
+                f"Request body nests deeper than {limits.max_json_depth} levels"
+                " (limits.max_json_depth).",
+            )
+            return
 
         drop_after = False
         if not local:
@@ -314,6 +396,10 @@ class GatewayMiddleware:
                     if drop_after:
                         await drop_connection()
                         return
+                    if status == RESERVED:
+                        # The object was committed but its response was not stored (a crash
+                        # in between): answer with the object as it is now.
+                        status, old_headers, old_body = self._reserved_reply(old_headers)
                     await _send_simple(
                         send,
                         status,
@@ -321,9 +407,13 @@ class GatewayMiddleware:
                         {**old_headers, **extra, "idempotent-replayed": "true"},
                     )
                     return
-                status, resp_headers, resp_body, streamed = await self._run(
-                    scope, body, send, extra, buffer=True
-                )
+                token_var = IDEMPOTENCY.set([key_hash, idem, fp, False])
+                try:
+                    status, resp_headers, resp_body, streamed = await self._run(
+                        scope, body, send, extra, buffer=True
+                    )
+                finally:
+                    IDEMPOTENCY.reset(token_var)
                 if not streamed and status < 500 and status != 429:
                     keep = {
                         k: v for k, v in resp_headers.items() if k in ("content-type", "location")
@@ -341,6 +431,19 @@ class GatewayMiddleware:
             await drop_connection()
             return
         await _send_simple(send, status, resp_body, resp_headers, raw=True)
+
+    def _reserved_reply(self, reserved: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        found = self.gw.store.get_any(str(reserved.get("object_id", "")))
+        headers = {"content-type": "application/json"}
+        if found is None:
+            body = error_bytes(409, "idempotency_key_reused",
+                               "The object this Idempotency-Key created is gone.",
+                               "Idempotency-Key", "")  # fmt: skip
+            return 409, headers, body
+        kind, doc = found
+        if kind == "execution":
+            doc = self.gw._execution_view(doc)
+        return 201, headers, json.dumps(doc).encode()
 
     async def _run(
         self, scope: Scope, body: bytes, send: Send, extra: dict[str, str], buffer: bool
@@ -399,7 +502,12 @@ class GatewayMiddleware:
                 raise  # the status line is gone; closing the connection is all that is left
             # Answer here rather than in Starlette's outer handler, so the 500 carries the
             # contract's body and the same headers as every other response.
-            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            log.error(
+                "unhandled error on %s %s",
+                scope["method"],
+                printable(scope["path"]),
+                exc_info=exc,
+            )
             rid = str(scope.get("state", {}).get("request_id", ""))
             msg = f"Internal error: {type(exc).__name__}"
             body = error_bytes(500, "internal_error", msg, None, rid)

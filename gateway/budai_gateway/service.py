@@ -12,10 +12,14 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import re
 import secrets
 import shutil
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,8 @@ from budai_gateway.store import Doc, Store
 
 log = logging.getLogger("budai_gateway")
 
+_MEASURER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="budai-measure")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
 RESERVING = ("deploying", "active", "scaling")
 TERMINAL_EXEC = ("completed", "failed", "cancelled")
 LIST_FILTERS: dict[str, dict[str, tuple[str, ...] | None]] = {
@@ -73,6 +79,50 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _under(path: Path, roots: list[Path]) -> bool:
+    return any(path == r or path.is_relative_to(r) for r in roots)
+
+
+def measure_local(uri: str, roots: list[Path], deadline: float) -> tuple[int | None, str | None]:
+    """(size, error) of a ``local`` source. Runs in a worker thread.
+
+    A path outside the roots is refused with the same message whether or not it exists, so
+    the API is no existence or size oracle. Symlinks are followed only while they stay inside
+    the roots (the Hugging Face cache links snapshots to blobs), and the walk stops at the
+    deadline.
+    """
+    refused = (
+        f"local path '{uri}' is not under an allowed root (limits.local_roots); nothing was read"
+    )
+    with contextlib.suppress(OSError, AttributeError):  # a walk yields to the event loop
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    raw = Path(uri.removeprefix("file://")).expanduser()
+    if not raw.is_absolute():
+        return None, refused
+    try:
+        resolved = raw.resolve()
+    except (OSError, RuntimeError):
+        return None, refused
+    if not _under(resolved, roots):
+        return None, refused
+    try:
+        if resolved.is_file():
+            return resolved.stat().st_size, None
+        if not resolved.is_dir():
+            return None, f"path not found: {uri}"
+        total = 0
+        for dirpath, _dirs, files in os.walk(resolved):
+            if time.monotonic() > deadline:
+                return None, f"measuring {uri} took too long (limits.local_measure_seconds)"
+            for name in files:
+                target = Path(dirpath, name).resolve()
+                if _under(target, roots) and target.is_file():
+                    total += target.stat().st_size
+        return total, None
+    except OSError as exc:
+        return None, f"cannot read {uri}: {exc.strerror or type(exc).__name__}"
+
+
 SCALING_HISTORY = 10
 """Autoscaler decisions kept per deployment (newest last)."""
 
@@ -94,8 +144,27 @@ class Gateway:
         self.last_autoscale = 0.0
         self.wakeup = asyncio.Event()
         self.http: httpx.AsyncClient | None = None
+        self._sandbox: Any = None
         if self.store.kv_get("seeded") is None:
             self.seed()
+
+    def sandbox(self) -> Any:
+        """The template worker pool (started on first use)."""
+        if self._sandbox is None:
+            from budai_gateway.sandbox import Budgets, SandboxPool
+
+            lim = self.settings.limits
+            self._sandbox = SandboxPool(
+                Budgets(
+                    time_seconds=lim.template_time_seconds,
+                    memory_mb=lim.template_memory_mb,
+                    max_int_digits=lim.template_max_int_digits,
+                    max_string_bytes=lim.template_max_string_bytes,
+                    max_loop_iterations=lim.template_max_loop_iterations,
+                    max_output_bytes=lim.template_max_output_bytes,
+                )
+            )
+        return self._sandbox
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -193,7 +262,47 @@ class Gateway:
 
     # -- models --------------------------------------------------------------------------------
 
-    def create_model(self, body: dict[str, Any]) -> Doc:
+    def check_model_metadata(self, metadata: dict[str, Any] | None) -> None:
+        """Metadata names a configured upstream; it never chooses a URL, a variable or a file."""
+        meta = metadata or {}
+        for banned in ("upstream_url", "upstream_api_key_env", "upstream_api_key_file"):
+            if banned in meta:
+                raise APIError(
+                    422,
+                    "invalid_value",
+                    f"metadata.{banned} is not accepted: name an upstream of the gateway's "
+                    "config with metadata.upstream",
+                    f"metadata.{banned}",
+                )
+        name = meta.get("upstream")
+        if name is not None and (not isinstance(name, str) or self.settings.upstream(name) is None):
+            known = ", ".join(u.name for u in self.settings.upstreams) or "none configured"
+            raise APIError(
+                422,
+                "unknown_upstream",
+                f"metadata.upstream names no upstream of the gateway's config ({known})",
+                "metadata.upstream",
+            )
+
+    async def measure_local(self, uri: str) -> tuple[int | None, str | None]:
+        """Measure a ``local`` source off the event loop, within limits.local_measure_seconds."""
+        budget = self.settings.limits.local_measure_seconds
+        roots = self.settings.local_roots(self.data_dir)
+        deadline = time.monotonic() + budget
+        loop = asyncio.get_running_loop()
+        try:
+            # One measuring thread: a flood of large trees queues (and times out) there
+            # instead of starving the event loop of the GIL.
+            return await asyncio.wait_for(
+                loop.run_in_executor(_MEASURER, measure_local, uri, roots, deadline), budget + 1
+            )
+        except TimeoutError:
+            return None, f"measuring {uri} took too long (limits.local_measure_seconds)"
+
+    def create_model(
+        self, body: dict[str, Any], measured: tuple[int | None, str | None] | None = None
+    ) -> Doc:
+        self.check_model_metadata(body.get("metadata"))
         self._name_taken("model", body["name"])
         now = time.time()
         doc: Doc = {
@@ -218,11 +327,11 @@ class Gateway:
         if source == "cloud":
             self._finish_model(doc, None)
         elif source == "local":
-            path = Path(body["uri"].removeprefix("file://")).expanduser()
-            if path.exists():
-                self._finish_model(doc, dir_size(path))
+            size, error = measured if measured is not None else (None, "path was not measured")
+            if error is None:
+                self._finish_model(doc, size)
             else:
-                self._fail_model(doc, f"path not found: {body['uri']}")
+                self._fail_model(doc, error)
         elif source == "hugging_face":
             cached = self._hf_cache(body["uri"])
             if cached is not None:
@@ -246,16 +355,7 @@ class Gateway:
         return doc
 
     def _hf_cache(self, repo: str) -> Path | None:
-        import os
-
-        roots = []
-        if self.settings.hf_cache_dir:
-            roots.append(Path(self.settings.hf_cache_dir))
-        if os.environ.get("HF_HUB_CACHE"):
-            roots.append(Path(os.environ["HF_HUB_CACHE"]))
-        if os.environ.get("HF_HOME"):
-            roots.append(Path(os.environ["HF_HOME"]) / "hub")
-        roots.append(Path.home() / ".cache" / "huggingface" / "hub")
+        roots = self.settings.hf_cache_roots()
         folder = "models--" + repo.strip("/").replace("/", "--")
         for root in roots:
             snaps = root / folder / "snapshots"
@@ -292,6 +392,7 @@ class Gateway:
             self._name_taken("model", body["name"], exclude=model_id)
             doc["name"] = body["name"]
         if body.get("metadata") is not None:
+            self.check_model_metadata(body["metadata"])
             doc["metadata"] = {**doc["metadata"], **body["metadata"]}
         doc["updated_at"] = iso()
         self.store.put("model", doc)
@@ -333,23 +434,64 @@ class Gateway:
             return
         target_dir = self.data_dir / "models" / model_id
         target_dir.mkdir(parents=True, exist_ok=True)
-        name = doc["uri"].rstrip("/").rsplit("/", 1)[-1] or "model.bin"
+        name = doc["uri"].split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        if not _SAFE_NAME.match(name):
+            name = "model.bin"  # the URL's last segment is not a safe file name
         target = target_dir / name
         assert self.http is not None
+        lim = self.settings.limits
+        cap = lim.download_max_bytes
         try:
-            async with self.http.stream("GET", doc["uri"], follow_redirects=True) as resp:
+            url = httpx.URL(doc["uri"])
+            if url.scheme not in ("http", "https") or not url.host:
+                raise RuntimeError(
+                    f"download refused: only http and https URLs are downloaded, not '{doc['uri']}'"
+                )
+            allowed = {url.host.lower(), *(h.lower() for h in lim.download_allowed_hosts)}
+            stall = httpx.Timeout(lim.download_stall_seconds)
+            # Raw bytes only: a gzip bomb lands on disk at its wire size, not inflated.
+            headers = {"accept-encoding": "identity"}
+            for _ in range(lim.download_max_redirects + 1):
+                request = self.http.build_request("GET", url, headers=headers, timeout=stall)
+                resp = await self.http.send(request, stream=True, follow_redirects=False)
+                if not resp.is_redirect:
+                    break
+                await resp.aclose()
+                nxt = url.join(resp.headers.get("location", ""))
+                if nxt.scheme not in ("http", "https") or (nxt.host or "").lower() not in allowed:
+                    raise RuntimeError(
+                        f"download refused: redirect to '{nxt.host}' is not an allowed host "
+                        "(limits.download_allowed_hosts)"
+                    )
+                url = nxt
+            else:
+                raise RuntimeError(
+                    f"download refused: more than {lim.download_max_redirects} redirects "
+                    "(limits.download_max_redirects)"
+                )
+            try:
                 if resp.status_code >= 400:
                     raise RuntimeError(
                         f"download failed: HTTP {resp.status_code} from {doc['uri']}"
                     )
                 total = int(resp.headers.get("content-length") or 0) or None
+                if total is not None and total > cap:
+                    raise RuntimeError(
+                        f"download refused: {total:,} bytes announced, over the {cap:,}-byte "
+                        "cap (limits.download_max_bytes)"
+                    )
                 done = 0
                 progress = DownloadProgress(total)
                 last_save = time.monotonic()
                 with target.open("wb") as fh:
-                    async for chunk in resp.aiter_bytes():
-                        fh.write(chunk)
+                    async for chunk in resp.aiter_raw():
                         done += len(chunk)
+                        if done > cap:
+                            raise RuntimeError(
+                                f"download stopped: over the {cap:,}-byte cap "
+                                "(limits.download_max_bytes)"
+                            )
+                        fh.write(chunk)
                         progress.update(done)
                         if time.monotonic() - last_save > 0.2:
                             last_save = time.monotonic()
@@ -358,6 +500,8 @@ class Gateway:
                                 return
                             cur.update(progress.fields())
                             self.store.put("model", cur)
+            finally:
+                await resp.aclose()
             cur = self.store.get("model", model_id)
             if cur is not None and cur["status"] == "downloading":
                 cur["metadata"]["local_path"] = str(target)
@@ -366,9 +510,18 @@ class Gateway:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            target.unlink(missing_ok=True)
             cur = self.store.get("model", model_id)
             if cur is not None and cur["status"] == "downloading":
-                msg = str(exc) if isinstance(exc, RuntimeError) else f"download failed: {exc!r}"
+                if isinstance(exc, RuntimeError):
+                    msg = str(exc)
+                elif isinstance(exc, httpx.TimeoutException):
+                    msg = (
+                        f"download failed: no data for {lim.download_stall_seconds:g} s "
+                        "(limits.download_stall_seconds)"
+                    )
+                else:
+                    msg = f"download failed: {type(exc).__name__}: {exc}"[:500]
                 self._fail_model(cur, msg)
                 self.store.put("model", cur)
         finally:
@@ -971,6 +1124,17 @@ class Gateway:
                 f"Pipeline '{pipe['id']}' is {pipe['status']}; only active pipelines run.",
                 "pipeline_id",
             )
+        lim = self.settings.limits
+        if len(self.runners) >= lim.max_active_executions:
+            raise APIError(
+                429,
+                "too_many_executions",
+                f"{len(self.runners)} executions are running, the limit is "
+                f"{lim.max_active_executions} (limits.max_active_executions); retry later.",
+                None,
+                {"retry-after": "1"},
+            )
+        self._prune_executions(lim.max_stored_executions - 1)
         now = iso()
         doc: Doc = {
             "object": "execution",
@@ -998,12 +1162,19 @@ class Gateway:
             }
             for s in pipe["definition"]["steps"]
         ]
-        self.store.insert("execution", doc, {"definition": pipe["definition"]})
-        self.store.insert_steps(doc["id"], steps)
+        self.store.insert("execution", doc, {"definition": pipe["definition"]}, steps)
         from budai_gateway.engine import start_runner
 
         start_runner(self, doc["id"])
         return self._execution_view(doc)
+
+    def _prune_executions(self, keep: int) -> None:
+        """Drop the oldest finished executions beyond ``keep`` (limits.max_stored_executions)."""
+        excess = self.store.count("execution") - keep
+        if excess <= 0:
+            return
+        for exec_id in self.store.oldest_finished_executions(excess, TERMINAL_EXEC):
+            self.store.delete("execution", exec_id)
 
     async def cancel_execution(self, exec_id: str) -> Doc:
         doc = self._get("execution", exec_id, "execution_id")

@@ -8,11 +8,13 @@ process crash; only a power loss could drop the last transactions).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,23 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 Doc = dict[str, Any]
+# Set by the middleware for a request with an Idempotency-Key: [key_hash, idem_key, fingerprint,
+# used]. The first object the request inserts is committed together with a reservation of the
+# key, so a retry after a crash finds the object instead of making a second one.
+IDEMPOTENCY: ContextVar[list[Any] | None] = ContextVar("budai_idempotency", default=None)
+RESERVED = 0  # idempotency.status of a reservation (object made, response not stored yet)
+
+
+def _private_file(path: str) -> None:
+    """Create the database 0600 (it holds key hashes and replayed bodies); tighten old ones."""
+    p = Path(path).expanduser()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    for extra in ("", "-wal", "-shm", "-journal"):
+        q = Path(str(p) + extra)
+        if q.exists():
+            q.chmod(0o600)
 
 
 class Store:
@@ -60,7 +79,7 @@ class Store:
     def __init__(self, path: str) -> None:
         self.path = path
         if path != ":memory:" and not path.startswith("file:"):
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(path)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -86,12 +105,28 @@ class Store:
 
     # -- objects -------------------------------------------------------------------------------
 
-    def insert(self, kind: str, doc: Doc, internal: Doc | None = None) -> None:
+    def insert(
+        self, kind: str, doc: Doc, internal: Doc | None = None, steps: Sequence[Doc] = ()
+    ) -> None:
+        """Insert a document (an execution with its steps), in one transaction."""
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO objects(id, kind, data, internal) VALUES (?, ?, ?, ?)",
                 (doc["id"], kind, json.dumps(doc), json.dumps(internal or {})),
             )
+            idem = IDEMPOTENCY.get()
+            if idem is not None and not idem[3]:
+                idem[3] = True
+                c.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (idem[0], idem[1], idem[2], RESERVED,
+                     json.dumps({"object_id": doc["id"]}), b"", time.time()),
+                )  # fmt: skip
+            if steps:
+                c.executemany(
+                    "INSERT INTO steps(execution_id, step_id, position, data) VALUES (?, ?, ?, ?)",
+                    [(doc["id"], st["id"], i, json.dumps(st)) for i, st in enumerate(steps)],
+                )
 
     def get(self, kind: str, obj_id: str) -> Doc | None:
         with self._lock:
@@ -99,6 +134,13 @@ class Store:
                 "SELECT data FROM objects WHERE id = ? AND kind = ?", (obj_id, kind)
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def get_any(self, obj_id: str) -> tuple[str, Doc] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT kind, data FROM objects WHERE id = ?", (obj_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), dict(json.loads(row[1])))
 
     def get_internal(self, obj_id: str) -> Doc:
         with self._lock:
@@ -190,6 +232,21 @@ class Store:
             rows = self._conn.execute(sql, args).fetchall()
         docs = [dict(json.loads(r[0])) for r in rows]
         return docs[:limit], len(docs) > limit
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT COUNT(*) FROM objects WHERE kind = ?", (kind,))
+            return int(row.fetchone()[0])
+
+    def oldest_finished_executions(self, n: int, finished: Sequence[str]) -> list[str]:
+        marks = ",".join("?" * len(finished))
+        with self._lock:
+            sql = (
+                "SELECT id FROM objects WHERE kind = 'execution'"  # noqa: S608 (marks are '?')
+                f" AND json_extract(data, '$.status') IN ({marks}) ORDER BY seq LIMIT ?"
+            )
+            rows = self._conn.execute(sql, (*finished, n)).fetchall()
+        return [str(r[0]) for r in rows]
 
     def clear(self) -> None:
         with self.transaction() as c:

@@ -64,6 +64,12 @@ class LocalGateway:
         self.log_path = Path(self._tmp) / "gateway.log"
         self._client = httpx.Client(timeout=30)
 
+    @property
+    def models_dir(self) -> Path:
+        """A folder ``local`` model sources may point into (one of the default local roots)."""
+        data = self.config.get("data_dir") or self.db_path + ".data"
+        return Path(data) / "models"
+
     def __repr__(self) -> str:
         return f"LocalGateway(url={self.url!r}, db_path={self.db_path!r})"
 

@@ -41,14 +41,14 @@ def file_server(tmp_path: Path) -> Iterator[str]:
     srv.shutdown()
 
 
-def test_local_model_measures_path(client: httpx.Client, tmp_path: Path) -> None:
-    d = tmp_path / "model"
-    d.mkdir()
+def test_local_model_measures_path(gw: LocalGateway, client: httpx.Client) -> None:
+    d = gw.models_dir / "local-model"
+    d.mkdir(parents=True)
     (d / "a.bin").write_bytes(b"1" * 1000)
     (d / "b.json").write_bytes(b"2" * 24)
     m = make_model(client, "local-m", "local", str(d))
     assert m["status"] == "available" and m["size_bytes"] == 1024
-    missing = make_model(client, "missing-m", "local", str(tmp_path / "nope"))
+    missing = make_model(client, "missing-m", "local", str(gw.models_dir / "nope"))
     assert missing["status"] == "error" and "not found" in missing["error"]
 
 
@@ -323,8 +323,15 @@ def upstream() -> Iterator[str]:
     t.join(5)
 
 
-def test_chat_forwards_to_upstream(client: httpx.Client, upstream: str) -> None:
-    model = make_model(client, "fwd", metadata={"upstream_url": upstream, "upstream_model": "tiny"})
+def test_chat_forwards_to_upstream(upstream: str) -> None:
+    # Upstreams are entries of the gateway's config; the model names one.
+    config = {"upstreams": [{"name": "up", "url": upstream, "allow_loopback": True}]}
+    with LocalGateway(speed=20, config=config) as gw, gw.client() as client:
+        _chat_forwards(client)
+
+
+def _chat_forwards(client: httpx.Client) -> None:
+    model = make_model(client, "fwd", metadata={"upstream": "up", "upstream_model": "tiny"})
     cid = cluster_ids(client)["local-cpu"]
     dep = client.post(
         "/deployments", json={"model_id": model["id"], "cluster_id": cid, "name": "fwd-dep"}
@@ -447,11 +454,17 @@ def test_deployment_waits_for_its_model(client: httpx.Client) -> None:
     assert client.get(f"/models/{m['id']}").json()["status"] == "available"
 
 
-def test_chat_upstream_down_is_502(client: httpx.Client) -> None:
+def test_chat_upstream_down_is_502() -> None:
     from budai_gateway.testing import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    model = make_model(client, "dead", metadata={"upstream_url": dead})
+    config = {"upstreams": [{"name": "dead", "url": dead, "allow_loopback": True}]}
+    with LocalGateway(speed=20, config=config) as gw, gw.client() as client:
+        _chat_upstream_down(client)
+
+
+def _chat_upstream_down(client: httpx.Client) -> None:
+    model = make_model(client, "dead", metadata={"upstream": "dead"})
     cid = cluster_ids(client)["local-cpu"]
     dep = client.post(
         "/deployments", json={"model_id": model["id"], "cluster_id": cid, "name": "dead-dep"}
