@@ -78,6 +78,20 @@ def bud_crds(kube: Any) -> Iterator[None]:
         "--timeout=60s",
         *[f"crd/{name}" for name in BUD_CRDS],
     )
+    # Established is not yet admitted: on a busy API server the first create can still answer
+    # "Resource kind ... not found" (admission's type mapping lags). Wait until a server-side
+    # dry-run create of each kind goes through.
+    probe = "apiVersion: bud.studio/v1alpha1\nkind: BudModel\nmetadata: {name: probe}\n"
+    probe += "spec: {source: cloud, uri: s3://probe}\n"
+    wait_for(
+        "the API server to admit BudModels",
+        lambda: kube.kubectl(
+            "create", "--dry-run=server", "-n", "default", "-f", "-", input=probe, check=False
+        ).returncode
+        == 0,
+        timeout=90,
+        interval=1.0,
+    )
     yield
 
 
