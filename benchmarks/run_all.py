@@ -19,6 +19,7 @@ QUICK_ARGS = {
     "bench_gateway.py": ["--runs", "1", "--requests", "200"],
     "bench_hostile.py": ["--seconds", "3", "--requests", "200", "--runs", "1"],
     "bench_operator.py": ["--count", "30", "--big", "60", "--scales", "3", "--idle", "5"],
+    "bench_connections.py": ["--count", "20", "--connections", "2", "--idle", "5"],
 }
 
 

@@ -189,7 +189,13 @@ class _ClientConfig:
     ) -> None:
         log.info(
             "budai: %s %s: %s; retry %d of %d in %.2fs (%s)",
-            method, path, what, retries + 1, self.max_retries, decision.delay, decision.reason,
+            method,
+            path,
+            what,
+            retries + 1,
+            self.max_retries,
+            decision.delay,
+            decision.reason,
         )
 
     @staticmethod
@@ -197,7 +203,10 @@ class _ClientConfig:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "budai: %s %s -> %d in %.1f ms (%s)",
-                method, path, response.status_code, (time.monotonic() - started) * 1000,
+                method,
+                path,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
                 response.headers.get("x-request-id", "-"),
             )
 
@@ -344,6 +353,11 @@ class BudClient(_ClientConfig):
     def health(self) -> dict[str, Any]:
         """``GET /health`` of the gateway (``{"status": "ok", "version": ...}``)."""
         result: dict[str, Any] = self._request("GET", "/health", lambda d: dict(d or {}))
+        return result
+
+    def whoami(self) -> dict[str, Any]:
+        """``GET /whoami``: the project and scopes of this client's key (never the key)."""
+        result: dict[str, Any] = self._request("GET", "/whoami", lambda d: dict(d or {}))
         return result
 
     def close(self) -> None:
@@ -569,6 +583,11 @@ class AsyncBudClient(_ClientConfig):
     async def health(self) -> dict[str, Any]:
         """``GET /health`` of the gateway (``{"status": "ok", "version": ...}``)."""
         result: dict[str, Any] = await self._request("GET", "/health", lambda d: dict(d or {}))
+        return result
+
+    async def whoami(self) -> dict[str, Any]:
+        """``GET /whoami``: the project and scopes of this client's key (never the key)."""
+        result: dict[str, Any] = await self._request("GET", "/whoami", lambda d: dict(d or {}))
         return result
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ from ._app import root
 from ._chat import chat
 from ._pipelines import executions, pipelines
 from ._resources import clusters, deployments, models
+from ._whoami import whoami
 
 __all__ = ["cli", "main"]
 
@@ -18,6 +19,7 @@ root.add_command(clusters)
 root.add_command(pipelines)
 root.add_command(executions)
 root.add_command(chat)
+root.add_command(whoami)
 
 cli = root
 """The click group, for embedding or ``click.testing.CliRunner``."""

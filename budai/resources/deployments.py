@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
 from .._base_client import compact, path_segment
 from ..types import AsyncPaginator, AutoScaling, Deployment, DeploymentStatus, Resources, SyncPage
@@ -41,6 +43,7 @@ class Deployments(SyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Deployment:
@@ -53,6 +56,7 @@ class Deployments(SyncAPIResource):
                 "replicas": replicas,
                 "auto_scaling": auto_scaling,
                 "resources": resources,
+                "metadata": metadata,
             }
         )
         return self._client._request(
@@ -97,12 +101,20 @@ class Deployments(SyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Deployment:
         """Change replicas, autoscaling or resources (``None`` leaves a field unchanged).
         Setting ``replicas`` while autoscaling is enabled raises ``ConflictError``."""
-        body = compact({"replicas": replicas, "auto_scaling": auto_scaling, "resources": resources})
+        body = compact(
+            {
+                "replicas": replicas,
+                "auto_scaling": auto_scaling,
+                "resources": resources,
+                "metadata": metadata,
+            }
+        )
         return self._client._request(
             "PATCH", _path(deployment_id), _deployment, body=body,
             idempotency_key=idempotency_key, extra_headers=extra_headers,
@@ -179,6 +191,7 @@ class AsyncDeployments(AsyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Deployment:
@@ -191,6 +204,7 @@ class AsyncDeployments(AsyncAPIResource):
                 "replicas": replicas,
                 "auto_scaling": auto_scaling,
                 "resources": resources,
+                "metadata": metadata,
             }
         )
         return await self._client._request(
@@ -236,12 +250,20 @@ class AsyncDeployments(AsyncAPIResource):
         replicas: int | None = None,
         auto_scaling: AutoScaling | None = None,
         resources: Resources | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Deployment:
         """Change replicas, autoscaling or resources (``None`` leaves a field unchanged).
         Setting ``replicas`` while autoscaling is enabled raises ``ConflictError``."""
-        body = compact({"replicas": replicas, "auto_scaling": auto_scaling, "resources": resources})
+        body = compact(
+            {
+                "replicas": replicas,
+                "auto_scaling": auto_scaling,
+                "resources": resources,
+                "metadata": metadata,
+            }
+        )
         return await self._client._request(
             "PATCH", _path(deployment_id), _deployment, body=body,
             idempotency_key=idempotency_key, extra_headers=extra_headers,

@@ -80,6 +80,7 @@ class Executions(SyncAPIResource):
         timeout: float | None = None,
         *,
         on_update: OnUpdate | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Execution:
@@ -87,7 +88,7 @@ class Executions(SyncAPIResource):
         ``wait``; ``timeout`` is its deadline, default 600 s)."""
         execution = self._client._request(
             "POST", "/executions", _execution,
-            body=compact({"pipeline_id": pipeline_id, "params": params}),
+            body=compact({"pipeline_id": pipeline_id, "params": params, "metadata": metadata}),
             idempotency_key=idempotency_key, extra_headers=extra_headers,
         )
         if not wait or execution.is_terminal:
@@ -179,6 +180,7 @@ class AsyncExecutions(AsyncAPIResource):
         timeout: float | None = None,  # noqa: ASYNC109 - the deadline of wait, not of a request
         *,
         on_update: OnUpdate | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Execution:
@@ -186,7 +188,7 @@ class AsyncExecutions(AsyncAPIResource):
         ``wait``; ``timeout`` is its deadline, default 600 s)."""
         execution = await self._client._request(
             "POST", "/executions", _execution,
-            body=compact({"pipeline_id": pipeline_id, "params": params}),
+            body=compact({"pipeline_id": pipeline_id, "params": params, "metadata": metadata}),
             idempotency_key=idempotency_key, extra_headers=extra_headers,
         )
         if not wait or execution.is_terminal:

@@ -88,13 +88,19 @@ class Pipelines(SyncAPIResource):
         name: str,
         definition: Definition,
         description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Pipeline:
         """Store a pipeline (status ``active``). An invalid definition raises
         ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
         body = compact(
-            {"name": name, "description": description, "definition": definition_payload(definition)}
+            {
+                "name": name,
+                "description": description,
+                "definition": definition_payload(definition),
+                "metadata": metadata,
+            }
         )
         return self._client._request(
             "POST", "/pipelines", _pipeline, body=body,
@@ -129,6 +135,7 @@ class Pipelines(SyncAPIResource):
         description: str | None = None,
         definition: Definition | None = None,
         status: PipelineStatus | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Pipeline:
@@ -140,6 +147,7 @@ class Pipelines(SyncAPIResource):
                 "description": description,
                 "definition": None if definition is None else definition_payload(definition),
                 "status": status,
+                "metadata": metadata,
             }
         )
         return self._client._request(
@@ -189,13 +197,19 @@ class AsyncPipelines(AsyncAPIResource):
         name: str,
         definition: Definition,
         description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Pipeline:
         """Store a pipeline (status ``active``). An invalid definition raises
         ``ValidationError`` naming the step; an existing name raises ``ConflictError``."""
         body = compact(
-            {"name": name, "description": description, "definition": definition_payload(definition)}
+            {
+                "name": name,
+                "description": description,
+                "definition": definition_payload(definition),
+                "metadata": metadata,
+            }
         )
         return await self._client._request(
             "POST", "/pipelines", _pipeline, body=body,
@@ -231,6 +245,7 @@ class AsyncPipelines(AsyncAPIResource):
         description: str | None = None,
         definition: Definition | None = None,
         status: PipelineStatus | None = None,
+        metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         extra_headers: Headers | None = None,
     ) -> Pipeline:
@@ -242,6 +257,7 @@ class AsyncPipelines(AsyncAPIResource):
                 "description": description,
                 "definition": None if definition is None else definition_payload(definition),
                 "status": status,
+                "metadata": metadata,
             }
         )
         return await self._client._request(

@@ -236,6 +236,16 @@ def _api_router(gw: Gateway) -> APIRouter:
     async def health() -> dict[str, str]:
         return gw.health()
 
+    @r.get("/whoami", response_model=S.WhoAmI, tags=["health"], dependencies=auth)
+    async def whoami(request: Request) -> dict[str, Any]:
+        state = request.state
+        return {
+            "object": "whoami",
+            "project": state.project,
+            "scopes": list(state.scopes),
+            "key_name": state.key_name,
+        }
+
     def page(kind: str, request: Request, limit: int, after: str | None) -> dict[str, Any]:
         return gw.list_page(kind, dict(request.query_params), limit, after)
 

@@ -25,7 +25,8 @@ def main() -> None:
     "--api-key",
     "api_keys",
     multiple=True,
-    help="An admin key (repeatable). 'read:KEY' adds a read-only key.",
+    help="An admin key (repeatable). 'read:KEY' adds a read-only key, 'local:KEY' an admin key"
+    " that may also use the /_local/ controls.",
 )
 @click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--speed", default=None, type=float, help="Divide every simulated duration by this.")
@@ -49,10 +50,16 @@ def serve(
     keys = list(settings.api_keys)
     for i, raw in enumerate(api_keys):
         scope, _, value = (
-            raw.partition(":") if raw.startswith(("read:", "admin:")) else ("admin", "", raw)
+            raw.partition(":")
+            if raw.startswith(("read:", "admin:", "local:"))
+            else ("admin", "", raw)
         )
         keys.append(
-            ApiKey(key=value, scope="read" if scope == "read" else "admin", name=f"cli-{i}")
+            ApiKey(
+                key=value,
+                scope="read" if scope == "read" else "local" if scope == "local" else "admin",
+                name=f"cli-{i}",
+            )
         )
     if not keys:
         env_key = os.environ.get("BUD_API_KEY")

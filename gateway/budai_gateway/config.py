@@ -15,12 +15,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ApiKey(BaseModel):
-    """One API key and what it may do."""
+    """One API key: its project (the tenant its objects belong to) and what it may do.
+
+    Scopes are ordered: ``read`` < ``admin`` (writes) < ``local`` (admin plus the ``/_local/``
+    controls, which see every project; no key has it unless the config says so).
+    """
 
     model_config = ConfigDict(extra="forbid")
     key: str = Field(repr=False)
-    scope: Literal["read", "admin"] = "admin"
+    scope: Literal["read", "admin", "local"] = "admin"
     name: str = "key"
+    project: str = Field(
+        default="default", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )
+
+    def scopes(self) -> list[str]:
+        """Every scope this key holds, weakest first."""
+        order = ["read", "admin", "local"]
+        return order[: order.index(self.scope) + 1]
 
 
 class NodeSpec(BaseModel):

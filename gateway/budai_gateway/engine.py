@@ -19,6 +19,7 @@ from budai_gateway.errors import printable
 from budai_gateway.expressions import Evaluator
 from budai_gateway.schemas import Definition, Step
 from budai_gateway.service import TERMINAL_EXEC, iso
+from budai_gateway.tenancy import current_project
 
 if TYPE_CHECKING:
     from budai_gateway.service import Gateway
@@ -51,6 +52,9 @@ def request_cancel(gw: Gateway, exec_id: str) -> None:
 
 
 async def _run_guarded(gw: Gateway, exec_id: str) -> None:
+    # The runner acts for the execution's project, so its actions see only that project's
+    # objects, whoever started the task (a request, or the scheduler after a restart).
+    current_project.set(gw.store.project_of(exec_id))
     try:
         await Runner(gw, exec_id).run()
     except asyncio.CancelledError:

@@ -26,6 +26,7 @@ from budai_gateway.config import ApiKey, AuthFailureLimit, RateLimit
 from budai_gateway.errors import error_bytes, printable
 from budai_gateway.service import Gateway
 from budai_gateway.store import IDEMPOTENCY, RESERVED
+from budai_gateway.tenancy import current_project
 
 log = logging.getLogger("budai_gateway")
 
@@ -126,11 +127,17 @@ class Runtime:
                 retry = str(max(1, math.ceil(wait_s)))
                 return (429, "rate_limit_exceeded", f"Rate limit exceeded; retry in {retry} s.",
                         None, {"retry-after": retry})  # fmt: skip
-        needs_admin = local or (method in MUTATING and (method, path) not in READ_WRITES)
-        if needs_admin and key.scope != "admin":
+        needed = (
+            "local"
+            if local
+            else "admin"
+            if method in MUTATING and (method, path) not in READ_WRITES
+            else "read"
+        )
+        if needed not in key.scopes():
             return (403, "insufficient_scope",
                     f"This API key has the '{key.scope}' scope; {method} {printable(path)} "
-                    "needs 'admin'.", None, None)  # fmt: skip
+                    f"needs '{needed}'.", None, None)  # fmt: skip
         return None
 
     def _failure_bucket(self, client: str) -> Bucket:
@@ -254,6 +261,15 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The project set for this request must not outlive it (in-process transports share
+        # the caller's context).
+        token = current_project.set(None)
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            current_project.reset(token)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -286,6 +302,14 @@ class GatewayMiddleware:
             if refusal is not None:
                 await error(*refusal)
                 return
+            assert key is not None
+            # The key is its project: every object query below is scoped to it. The /_local/
+            # controls act on the whole gateway, so they stay unscoped.
+            state = scope["state"]
+            state["project"] = None if local else key.project
+            state["scopes"] = key.scopes()
+            state["key_name"] = key.name
+            current_project.set(state["project"])
         _, rl_headers, _ = self.rt.take(who, consume=False)
         extra.update(rl_headers)
 

@@ -45,6 +45,15 @@ class Health(BaseModel):
     version: str
 
 
+class WhoAmI(BaseModel):
+    """The project and scopes of the key that made the request (never the key itself)."""
+
+    object: Literal["whoami"]
+    project: str
+    scopes: list[str]
+    key_name: str
+
+
 # -- models ----------------------------------------------------------------------------------------
 
 ModelSource = Literal["hugging_face", "url", "local", "cloud"]
@@ -149,12 +158,18 @@ class DeploymentCreate(Strict):
     replicas: int = Field(default=1, ge=0, le=100)
     auto_scaling: AutoScaling | None = None
     resources: Resources | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class DeploymentUpdate(Strict):
     replicas: int | None = Field(default=None, ge=0, le=100)
     auto_scaling: AutoScaling | None = None
     resources: Resources | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class ScalingDecision(BaseModel):
@@ -181,6 +196,7 @@ class Deployment(BaseModel):
     resources: Resources
     error: str | None
     scaling_decisions: list[ScalingDecision] = []
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
 
@@ -239,6 +255,9 @@ class PipelineCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = Field(default=None, max_length=4096)
     definition: Definition
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class PipelineUpdate(Strict):
@@ -246,6 +265,9 @@ class PipelineUpdate(Strict):
     description: str | None = Field(default=None, max_length=4096)
     definition: Definition | None = None
     status: PipelineStatus | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class LastExecution(BaseModel):
@@ -263,6 +285,7 @@ class Pipeline(BaseModel):
     definition: dict[str, Any]
     status: PipelineStatus
     last_execution: LastExecution | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
 
@@ -309,6 +332,9 @@ StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 class ExecutionCreate(Strict):
     pipeline_id: str = Field(min_length=1, max_length=128)
     params: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free labels; PATCH merges keys (clients mark ownership here)"
+    )
 
 
 class ExecutionStep(BaseModel):
@@ -335,6 +361,7 @@ class Execution(BaseModel):
     outputs: dict[str, Any]
     steps: dict[str, ExecutionStep]
     error: str | None
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
 
 

@@ -32,6 +32,7 @@ from budai_gateway.config import ClusterSpec, Settings
 from budai_gateway.errors import APIError, not_found
 from budai_gateway.progress import DownloadProgress, progress_fields
 from budai_gateway.store import Doc, Store
+from budai_gateway.tenancy import acting_for
 
 log = logging.getLogger("budai_gateway")
 
@@ -560,12 +561,18 @@ class Gateway:
         return self._get("cluster", cluster_id, param)
 
     def placement(self, cluster_id: str) -> tuple[Placement, dict[str, int]]:
-        """Place every reserving deployment of a cluster, oldest first."""
+        """Place every reserving deployment of a cluster, oldest first.
+
+        Clusters are capacity shared by every project, so this counts all projects' deployments
+        (only sums leave this method, never another project's ids).
+        """
         internal = self.store.get_internal(cluster_id)
         nodes = [Node.from_doc(n) for n in internal.get("nodes", [])]
         plc = Placement(nodes)
         placed: dict[str, int] = {}
-        for dep in self.store.find("deployment", "cluster_id", cluster_id):
+        with acting_for(None):
+            deps = self.store.find("deployment", "cluster_id", cluster_id)
+        for dep in deps:
             if dep["status"] in RESERVING:
                 want = dep["replicas"]
                 placed[dep["id"]] = plc.place(
@@ -703,6 +710,7 @@ class Gateway:
             "auto_scaling": auto,
             "resources": resources,
             "error": None,
+            "metadata": dict(body.get("metadata") or {}),
             "created_at": now,
             "updated_at": now,
         }
@@ -750,6 +758,8 @@ class Gateway:
             new_res = {**doc["resources"], **body["resources"]}
             resources_changed = new_res != doc["resources"]
             doc["resources"] = new_res
+        if body.get("metadata") is not None:
+            doc["metadata"] = {**(doc.get("metadata") or {}), **body["metadata"]}
         self._set_replicas(doc, new_replicas, force=resources_changed)
         doc["updated_at"] = iso()
         self.store.put("deployment", doc)
@@ -895,7 +905,9 @@ class Gateway:
     def _tick_cluster_deployments(self, cluster_id: str) -> None:
         """After node loss, active deployments report only the replicas that still fit."""
         _, placed = self.placement(cluster_id)
-        for dep in self.store.find("deployment", "cluster_id", cluster_id):
+        with acting_for(None):
+            deps = self.store.find("deployment", "cluster_id", cluster_id)
+        for dep in deps:
             if dep["status"] != "active":
                 continue
             ready = min(placed.get(dep["id"], 0), dep["replicas"])
@@ -1067,6 +1079,7 @@ class Gateway:
             "description": body.get("description"),
             "definition": body["definition"],
             "status": "active",
+            "metadata": dict(body.get("metadata") or {}),
             "created_at": now,
             "updated_at": now,
         }
@@ -1096,6 +1109,8 @@ class Gateway:
         for key in ("name", "description", "definition", "status"):
             if body.get(key) is not None:
                 doc[key] = body[key]
+        if body.get("metadata") is not None:
+            doc["metadata"] = {**(doc.get("metadata") or {}), **body["metadata"]}
         doc["updated_at"] = iso()
         self.store.put("pipeline", doc)
         return doc
@@ -1142,6 +1157,7 @@ class Gateway:
             "pipeline_id": pipe["id"],
             "status": "pending",
             "params": dict(body.get("params") or {}),
+            "metadata": dict(body.get("metadata") or {}),
             "started_at": None,
             "completed_at": None,
             "duration_seconds": None,

@@ -18,13 +18,16 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from budai_gateway.tenancy import DEFAULT_PROJECT, SCOPED_KINDS, current_project
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
     kind TEXT NOT NULL,
     data TEXT NOT NULL,
-    internal TEXT NOT NULL DEFAULT '{}'
+    internal TEXT NOT NULL DEFAULT '{}',
+    project TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_kind ON objects(kind, seq);
 -- Lookups by name (the operator's "find before create") stay O(log n) with many objects; the
@@ -73,6 +76,13 @@ def _private_file(path: str) -> None:
             q.chmod(0o600)
 
 
+def _scope(kind: str) -> list[Any]:
+    """The parameters of the ``AND (? IS NULL OR project = ?)`` every object query ends with:
+    with a project bound, only its rows match (shared kinds and unscoped callers bind none)."""
+    project = current_project.get() if kind in SCOPED_KINDS else None
+    return [project, project]
+
+
 class Store:
     """Thread-safe access to the gateway database (documents are plain JSON dicts)."""
 
@@ -86,6 +96,13 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(SCHEMA)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(objects)")}
+        if "project" not in columns:
+            # A database written before projects existed: everything in it is 'default'.
+            self._conn.execute("ALTER TABLE objects ADD COLUMN project TEXT")
+            self._conn.execute(
+                "UPDATE objects SET project = ? WHERE kind != 'cluster'", (DEFAULT_PROJECT,)
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -108,11 +125,15 @@ class Store:
     def insert(
         self, kind: str, doc: Doc, internal: Doc | None = None, steps: Sequence[Doc] = ()
     ) -> None:
-        """Insert a document (an execution with its steps), in one transaction."""
+        """Insert a document (an execution with its steps), in one transaction, into the
+        current project (shared kinds belong to none)."""
+        project = None
+        if kind in SCOPED_KINDS:
+            project = current_project.get() or DEFAULT_PROJECT
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO objects(id, kind, data, internal) VALUES (?, ?, ?, ?)",
-                (doc["id"], kind, json.dumps(doc), json.dumps(internal or {})),
+                "INSERT INTO objects(id, kind, data, internal, project) VALUES (?, ?, ?, ?, ?)",
+                (doc["id"], kind, json.dumps(doc), json.dumps(internal or {}), project),
             )
             idem = IDEMPOTENCY.get()
             if idem is not None and not idem[3]:
@@ -129,16 +150,30 @@ class Store:
                 )
 
     def get(self, kind: str, obj_id: str) -> Doc | None:
+        args = _scope(kind)
         with self._lock:
             row = self._conn.execute(
-                "SELECT data FROM objects WHERE id = ? AND kind = ?", (obj_id, kind)
+                "SELECT data FROM objects WHERE id = ? AND kind = ? AND (? IS NULL OR project = ?)",
+                (obj_id, kind, *args),
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def get_any(self, obj_id: str) -> tuple[str, Doc] | None:
+    def project_of(self, obj_id: str) -> str | None:
+        """The project an object belongs to (unscoped: for the engine and the scheduler)."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT kind, data FROM objects WHERE id = ?", (obj_id,)
+                "SELECT project FROM objects WHERE id = ?", (obj_id,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def get_any(self, obj_id: str) -> tuple[str, Doc] | None:
+        """An object of any kind by id, within the current project (shared kinds always)."""
+        project = current_project.get()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT kind, data FROM objects WHERE id = ?"
+                " AND (? IS NULL OR project IS NULL OR project = ?)",
+                (obj_id, project, project),
             ).fetchone()
         return None if row is None else (str(row[0]), dict(json.loads(row[1])))
 
@@ -151,16 +186,19 @@ class Store:
 
     def put(self, kind: str, doc: Doc, internal: Doc | None = None) -> None:
         """Replace an existing document (and its internal state when given)."""
+        args = _scope(kind)
         with self.transaction() as c:
             if internal is None:
                 c.execute(
-                    "UPDATE objects SET data = ? WHERE id = ? AND kind = ?",
-                    (json.dumps(doc), doc["id"], kind),
+                    "UPDATE objects SET data = ? WHERE id = ? AND kind = ?"
+                    " AND (? IS NULL OR project = ?)",
+                    (json.dumps(doc), doc["id"], kind, *args),
                 )
             else:
                 c.execute(
-                    "UPDATE objects SET data = ?, internal = ? WHERE id = ? AND kind = ?",
-                    (json.dumps(doc), json.dumps(internal), doc["id"], kind),
+                    "UPDATE objects SET data = ?, internal = ? WHERE id = ? AND kind = ?"
+                    " AND (? IS NULL OR project = ?)",
+                    (json.dumps(doc), json.dumps(internal), doc["id"], kind, *args),
                 )
 
     def put_internal(self, obj_id: str, internal: Doc) -> None:
@@ -170,31 +208,42 @@ class Store:
             )
 
     def delete(self, kind: str, obj_id: str) -> None:
+        args = _scope(kind)
         with self.transaction() as c:
-            c.execute("DELETE FROM objects WHERE id = ? AND kind = ?", (obj_id, kind))
-            if kind == "execution":
+            cur = c.execute(
+                "DELETE FROM objects WHERE id = ? AND kind = ? AND (? IS NULL OR project = ?)",
+                (obj_id, kind, *args),
+            )
+            if kind == "execution" and cur.rowcount:
                 c.execute("DELETE FROM steps WHERE execution_id = ?", (obj_id,))
 
     def all(self, kind: str) -> list[Doc]:
+        args = _scope(kind)
         with self._lock:
             rows = self._conn.execute(
-                "SELECT data FROM objects WHERE kind = ? ORDER BY seq", (kind,)
+                "SELECT data FROM objects WHERE kind = ?"
+                " AND (? IS NULL OR project = ?) ORDER BY seq",
+                (kind, *args),
             ).fetchall()
         return [dict(json.loads(r[0])) for r in rows]
 
     def all_with_internal(self, kind: str) -> list[tuple[Doc, Doc]]:
+        args = _scope(kind)
         with self._lock:
             rows = self._conn.execute(
-                "SELECT data, internal FROM objects WHERE kind = ? ORDER BY seq", (kind,)
+                "SELECT data, internal FROM objects WHERE kind = ?"
+                " AND (? IS NULL OR project = ?) ORDER BY seq",
+                (kind, *args),
             ).fetchall()
         return [(dict(json.loads(r[0])), dict(json.loads(r[1]))) for r in rows]
 
     def find(self, kind: str, field: str, value: Any) -> list[Doc]:
+        args = _scope(kind)
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT data FROM objects WHERE kind = ? AND json_extract(data, '$.{field}') = ?"  # noqa: S608
-                " ORDER BY seq",
-                (kind, value),
+                " AND (? IS NULL OR project = ?) ORDER BY seq",
+                (kind, value, *args),
             ).fetchall()
         return [dict(json.loads(r[0])) for r in rows]
 
@@ -212,12 +261,16 @@ class Store:
         self, kind: str, filters: dict[str, Any], after: str | None, limit: int
     ) -> tuple[list[Doc], bool] | None:
         """A page in creation order; ``None`` when the ``after`` cursor is unknown."""
-        sql = "SELECT data FROM objects WHERE kind = ?"
-        args: list[Any] = [kind]
+        scope_args = _scope(kind)
+        sql = "SELECT data FROM objects WHERE kind = ? AND (? IS NULL OR project = ?)"
+        args: list[Any] = [kind, *scope_args]
         with self._lock:
             if after is not None:
+                # A cursor of another project is as unknown as one that never existed.
                 row = self._conn.execute(
-                    "SELECT seq FROM objects WHERE id = ? AND kind = ?", (after, kind)
+                    "SELECT seq FROM objects WHERE id = ? AND kind = ?"
+                    " AND (? IS NULL OR project = ?)",
+                    (after, kind, *scope_args),
                 ).fetchone()
                 if row is None:
                     return None

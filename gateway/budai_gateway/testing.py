@@ -3,9 +3,11 @@
     with LocalGateway(speed=20) as gw:
         httpx.get(gw.url + "/models", headers={"Authorization": f"Bearer {gw.api_key}"})
 
-The process runs ``python -m budai_gateway serve`` with a temporary database, an admin key and a
-read-only key; ``kill()`` sends SIGKILL and ``restart()`` brings it back on the same port and
-database, which is how durability is tested.
+The process runs ``python -m budai_gateway serve`` with a temporary database, an admin key that
+also holds the ``local`` scope (for the ``/_local/`` controls) and a read-only key, both in the
+``default`` project (``config={"api_keys": [...]}`` adds keys of other projects); ``kill()``
+sends SIGKILL and ``restart()`` brings it back on the same port and database, which is how
+durability is tested.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class LocalGateway:
         config = {
             **self.config,
             "api_keys": [
-                {"key": self.api_key, "scope": "admin", "name": "admin"},
+                # The harness key drives the /_local/ controls, so it holds the 'local' scope.
+                {"key": self.api_key, "scope": "local", "name": "admin"},
                 {"key": self.read_key, "scope": "read", "name": "read"},
                 *self.config.get("api_keys", []),
             ],

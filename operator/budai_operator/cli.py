@@ -105,6 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="no peering (a single replica)",
     )
     run.add_argument("--priority", type=int, default=int(env.get("BUD_PRIORITY", "0")))
+    run.add_argument(
+        "--operator-namespace",
+        default=env.get("BUD_OPERATOR_NAMESPACE") or env.get("POD_NAMESPACE") or "default",
+        help="namespace holding the Secrets of ClusterBudConnections",
+    )
+    run.add_argument(
+        "--default-connection-secret",
+        default=env.get("BUD_DEFAULT_CONNECTION_SECRET") or None,
+        help="keep a ClusterBudConnection default for --gateway-url and this Secret (in the "
+        "operator's namespace)",
+    )
+    run.add_argument(
+        "--default-connection-secret-key",
+        default=env.get("BUD_DEFAULT_CONNECTION_SECRET_KEY", "api-key"),
+    )
+    run.add_argument(
+        "--default-connection-selector",
+        default=env.get("BUD_DEFAULT_CONNECTION_SELECTOR", "{}"),
+        help="JSON namespaceSelector of that connection ({} selects every namespace)",
+    )
+    run.add_argument(
+        "--connections-only",
+        action="store_true",
+        default=env.get("BUD_CONNECTIONS_ONLY", "") == "true",
+        help="no API key of its own: resources use BudConnection / ClusterBudConnection only",
+    )
     return parser
 
 
@@ -132,6 +158,11 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         health_port=args.health_port,
         peering=None if args.standalone else args.peering,
         priority=args.priority,
+        operator_namespace=args.operator_namespace,
+        connections_only=args.connections_only,
+        default_connection_secret=args.default_connection_secret,
+        default_connection_secret_key=args.default_connection_secret_key,
+        default_connection_selector=args.default_connection_selector,
     )
 
 

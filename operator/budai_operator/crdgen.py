@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .models import GROUP, KINDS, VERSION, KindDef
+from .models import CONNECTION_KINDS, GROUP, KINDS, VERSION, KindDef
 from .reconcile.polling import FINALIZER
 
 COMMAND = "python -m budai_operator.crdgen"
@@ -136,7 +136,7 @@ def crd_for(kind: KindDef) -> dict[str, Any]:
         },
         "spec": {
             "group": GROUP,
-            "scope": "Namespaced",
+            "scope": info.scope,
             "names": {
                 "kind": info.kind,
                 "listKind": f"{info.kind}List",
@@ -195,7 +195,7 @@ def _peering_crd(kind: str, scope: str) -> dict[str, Any]:
 
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, for every kind plus kopf's peering resources."""
-    out = {f"{kind.crd.plural}.{GROUP}.yaml": crd_for(kind) for kind in KINDS}
+    out = {f"{kind.crd.plural}.{GROUP}.yaml": crd_for(kind) for kind in (*KINDS, *CONNECTION_KINDS)}
     out["kopfpeerings.kopf.dev.yaml"] = _peering_crd("KopfPeering", "Namespaced")
     out["clusterkopfpeerings.kopf.dev.yaml"] = _peering_crd("ClusterKopfPeering", "Cluster")
     return out

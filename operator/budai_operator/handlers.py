@@ -11,6 +11,7 @@ at thousands of objects was most of the operator's memory. For the same reason t
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from .metrics import register_objects
 from .models import GROUP, VERSION
 from .reconcile.common import Event
 from .remote import Gateway
-from .runtime import PLURALS, Runtime
+from .runtime import CONNECTION_KINDS, MANAGED_KINDS, PLURALS, Runtime
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     def post_event(body: Mapping[str, Any], event: Event) -> None:
         kube.post_event(body, event.type, event.reason, event.message)
 
-    runtime = Runtime(op, Gateway(op), kube, post_event)
+    # With --connections-only the operator has no key of its own: connections provide them.
+    own = None if op.connections_only or not op.api_key.get_secret_value() else Gateway(op)
+    runtime = Runtime(op, own, kube, post_event)
     memo["runtime"] = runtime
     if op.peering:
         # With peering kopf starts paused and says "Resuming" once no peer outranks it; a
@@ -64,6 +67,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo["objects_registered"] = True
     if op.peering:
         await kube.ensure_peering(op.peering, op.namespaces)
+    if op.default_connection_secret:
+        await kube.ensure_default_connection(
+            op.gateway_url,
+            op.default_connection_secret,
+            op.default_connection_secret_key,
+            json.loads(op.default_connection_selector),
+        )
     runtime.start_background()
 
 
@@ -73,7 +83,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
         await runtime.stop_background()
-        await runtime.gw.aclose()
+        await runtime.conns.aclose()
+        if runtime.gw is not None:
+            await runtime.gw.aclose()
         await runtime.kube.aclose()
 
 
@@ -81,9 +93,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 async def gateway_probe(memo: kopf.Memo, **_: Any) -> float | None:
     """Seconds since the gateway last answered (reported, never failing the probe)."""
     runtime = memo.get("runtime")
-    if not isinstance(runtime, Runtime) or not runtime.gw.last_success:
+    if not isinstance(runtime, Runtime):
         return None
-    return round(time.monotonic() - runtime.gw.last_success, 1)
+    last = max((gw.last_success for gw in runtime.conns.gateways.values()), default=0.0)
+    return round(time.monotonic() - last, 1) if last else None
 
 
 def _register(kind: str) -> None:
@@ -100,5 +113,23 @@ def _register(kind: str) -> None:
             runtime.observe_event(kind, event.get("type"), event.get("object") or {})
 
 
-for _kind in PLURALS:
+def _register_connection(kind: str) -> None:
+    @kopf.on.event(GROUP, VERSION, PLURALS[kind], id=f"{kind}-event")
+    async def on_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        runtime = memo.get("runtime")
+        if isinstance(runtime, Runtime) and runtime.scheduler.active:
+            runtime.observe_connection(kind, event.get("type"), event.get("object") or {})
+
+
+@kopf.on.event("", "v1", "namespaces", id="namespace-labels")
+async def on_namespace(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    """Namespace labels decide which ClusterBudConnections a namespace may use."""
+    runtime = memo.get("runtime")
+    if isinstance(runtime, Runtime):
+        runtime.observe_namespace(event.get("type"), event.get("object") or {})
+
+
+for _kind in MANAGED_KINDS:
     _register(_kind)
+for _kind in CONNECTION_KINDS:
+    _register_connection(_kind)

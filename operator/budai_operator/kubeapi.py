@@ -79,8 +79,14 @@ class KubeApi:
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> bool:
-        """Merge-patch the status subresource; False when the object is gone."""
+        """Merge-patch the status subresource; False when the object is gone. An empty
+        `namespace` means a cluster-scoped object (a ClusterBudConnection)."""
         try:
+            if not namespace:
+                await self._objects.patch_cluster_custom_object_status(
+                    GROUP, VERSION, plural, name, {"status": dict(patch)}, **_AS_MERGE
+                )
+                return True
             await self._objects.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
@@ -119,8 +125,12 @@ class KubeApi:
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as the API server has it now; None when it is gone."""
         try:
-            obj: dict[str, Any] = await self._objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name
+            obj: dict[str, Any] = (
+                await self._objects.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, name
+                )
+                if namespace
+                else await self._objects.get_cluster_custom_object(GROUP, VERSION, plural, name)
             )
         except ApiException as err:
             if err.status == 404:
@@ -141,7 +151,7 @@ class KubeApi:
         read again and the change re-applied.
         """
         meta = body.get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name"))
         current: Mapping[str, Any] | None = body
         for _ in range(5):
             if current is None:
@@ -155,8 +165,14 @@ class KubeApi:
             if cmeta.get("resourceVersion"):
                 patch["resourceVersion"] = cmeta["resourceVersion"]
             try:
-                obj: dict[str, Any] = await self._objects.patch_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural, name, {"metadata": patch}, **_AS_MERGE
+                obj: dict[str, Any] = (
+                    await self._objects.patch_namespaced_custom_object(
+                        GROUP, VERSION, namespace, plural, name, {"metadata": patch}, **_AS_MERGE
+                    )
+                    if namespace
+                    else await self._objects.patch_cluster_custom_object(
+                        GROUP, VERSION, plural, name, {"metadata": patch}, **_AS_MERGE
+                    )
                 )
             except ApiException as err:
                 if err.status == 404:
@@ -168,6 +184,22 @@ class KubeApi:
             return obj
         raise RuntimeError(f"finalizers of {plural}/{namespace}/{name} kept changing under us")
 
+    async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded; None when the Secret or the key is missing. Needs only
+        `get` on that Secret (no list or watch). The value is never logged."""
+        import base64
+
+        try:
+            secret: Any = await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as err:
+            if err.status in (403, 404):
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        if raw is None:
+            return None
+        return base64.b64decode(raw).decode("utf-8").strip() or None
+
     # --- Events --------------------------------------------------------------------------------
 
     def post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -178,7 +210,11 @@ class KubeApi:
             return
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         event = {
-            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta["namespace"]},
+            # Events about cluster-scoped objects live in "default", as kubectl looks there.
+            "metadata": {
+                "generateName": f"{meta.get('name')}.",
+                "namespace": meta.get("namespace") or "default",
+            },
             "involvedObject": {
                 "apiVersion": body.get("apiVersion") or f"{GROUP}/{VERSION}",
                 "kind": body.get("kind"),
@@ -271,6 +307,41 @@ class KubeApi:
             if err.status == 409:
                 return
             log.warning("cannot create the kopf peering object %s (HTTP %s)", name, err.status)
+
+    async def ensure_default_connection(
+        self, url: str, secret: str, key: str, selector: Mapping[str, Any]
+    ) -> None:
+        """Keep the ClusterBudConnection `default` the operator was configured with (the chart's
+        `gateway.url` and key Secret). One created by someone else is left alone."""
+        spec = {
+            "url": url,
+            "secretRef": {"name": secret, "key": key},
+            "namespaceSelector": dict(selector),
+        }
+        labels = {"app.kubernetes.io/managed-by": "bud-operator"}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ClusterBudConnection",
+            "metadata": {"name": "default", "labels": labels},
+            "spec": spec,
+        }
+        try:
+            await self._objects.create_cluster_custom_object(
+                GROUP, VERSION, "clusterbudconnections", body
+            )
+            return
+        except ApiException as err:
+            if err.status != 409:
+                log.warning("cannot create ClusterBudConnection default (HTTP %s)", err.status)
+                return
+        current = await self.get("clusterbudconnections", "", "default") or {}
+        mine = ((current.get("metadata") or {}).get("labels") or {}).get(
+            "app.kubernetes.io/managed-by"
+        ) == "bud-operator"
+        if mine and current.get("spec") != spec:
+            await self._objects.patch_cluster_custom_object(
+                GROUP, VERSION, "clusterbudconnections", "default", {"spec": spec}, **_AS_MERGE
+            )
 
     async def aclose(self) -> None:
         """Stop posting Events and close the connection pool."""

@@ -21,8 +21,8 @@ RECONCILE_SECONDS = Histogram(
 )
 GATEWAY_REQUESTS = Counter(
     "bud_operator_gateway_requests_total",
-    "Requests sent to the Bud gateway by endpoint, method and status (0: no response)",
-    ["endpoint", "method", "status"],
+    "Requests sent to the Bud gateway by endpoint, method, status (0: no response) and connection",
+    ["endpoint", "method", "status", "connection"],
 )
 RATE_LIMIT_WAIT = Histogram(
     "bud_operator_rate_limiter_wait_seconds",

@@ -168,8 +168,11 @@ class Gateway:
 
     PAGE = 100
 
-    def __init__(self, settings: OperatorSettings) -> None:
+    def __init__(self, settings: OperatorSettings, label: str = "operator") -> None:
         self.settings = settings
+        self.label = label
+        """The connection this gateway client serves, as metrics name it."""
+        # One bucket per connection: one noisy team cannot starve the others.
         self.bucket = TokenBucket(settings.rate_limit, settings.burst)
         self.last_success = 0.0
         self.last_failure: str | None = None
@@ -212,6 +215,15 @@ class Gateway:
             http_client=self._http,
         )
 
+    def set_key(self, key: str) -> bool:
+        """Use another API key (a rotated Secret); True when it changed."""
+        if not key or key == self._key.get_secret_value():
+            return False
+        self._key = SecretStr(key)
+        self.client = self._make_client()
+        self._actions = None
+        return True
+
     def reload_key(self) -> bool:
         """Re-read the API key file (a mounted Secret, which kubelet updates in place); True when
         the key changed and the client now uses the new one. An unreadable or empty file keeps
@@ -243,7 +255,7 @@ class Gateway:
     async def _on_response(self, response: httpx.Response) -> None:
         request = response.request
         GATEWAY_REQUESTS.labels(
-            endpoint_of(request.url.path), request.method, str(response.status_code)
+            endpoint_of(request.url.path), request.method, str(response.status_code), self.label
         ).inc()
         if response.status_code < 500:
             self.last_success = time.monotonic()

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from budai.exceptions import BudAPIError
 
+from .connections import Connections
 from .kubeapi import KubeApi, status_patch
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .models import (
@@ -43,7 +45,6 @@ from .reconcile.common import (
     Event,
     Observation,
     Plan,
-    current_id,
     default_remote_name,
     delete_plan,
     error_plan,
@@ -51,10 +52,20 @@ from .reconcile.common import (
     paused_plan,
     stalled_plan,
 )
+from .reconcile.connection import (
+    BUD_CONNECTION,
+    CLUSTER_BUD_CONNECTION,
+    ConnectionHealth,
+    ConnKey,
+    connection_status,
+    describe,
+    keep_pinned,
+)
 from .reconcile.deployment import reconcile_deployment
 from .reconcile.errors import ErrorClass, Failure, backoff, classify
 from .reconcile.execution import TERMINAL, delete_execution_plan, reconcile_execution
 from .reconcile.model import IDENTITY_KEY, reconcile_model
+from .reconcile.ownership import Source, id_source, judge, may_delete
 from .reconcile.pipeline import reconcile_pipeline
 from .reconcile.polling import (
     ANN_PAUSED,
@@ -69,11 +80,15 @@ from .settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 PLURALS = {
+    BUD_CONNECTION: "budconnections",
+    CLUSTER_BUD_CONNECTION: "clusterbudconnections",
     "BudModel": "budmodels",
     "BudDeployment": "buddeployments",
     "BudPipeline": "budpipelines",
     "BudExecution": "budexecutions",
 }
+MANAGED_KINDS = ("BudModel", "BudDeployment", "BudPipeline", "BudExecution")
+CONNECTION_KINDS = (BUD_CONNECTION, CLUSTER_BUD_CONNECTION)
 SPECS: dict[str, type[BaseModel]] = {
     "BudModel": BudModelSpec,
     "BudDeployment": BudDeploymentSpec,
@@ -112,6 +127,10 @@ class ObjectState:
     ready: str = "Unknown"
     ref: tuple[str, str, str] | None = None
     """(kind, namespace, name) of the resource this one waits on, as indexed."""
+    conn: ConnKey | None = None
+    """The connection this resource resolved to at its last reconcile."""
+    gw: Gateway = None  # type: ignore[assignment]
+    """That connection's gateway client (set before any remote call)."""
 
     @property
     def steering(self) -> tuple[str, ...]:
@@ -137,13 +156,22 @@ class Runtime:
     def __init__(
         self,
         settings: OperatorSettings,
-        gateway: Gateway,
+        gateway: Gateway | None,
         kube: KubeApi,
         post_event: PostEvent,
     ) -> None:
         self.settings = settings
         self.gw = gateway
+        """The operator's own key (flags), the default while no ClusterBudConnection exists."""
         self.kube = kube
+        self.conns = Connections(
+            settings,
+            kube,
+            gateway,
+            settings.operator_namespace,
+        )
+        self._conn_wake = asyncio.Event()
+        self._active_since = time.monotonic()
         self.post_event = post_event
         self.objects: dict[str, ObjectState] = {}
         self._by_name: dict[tuple[str, str, str], str] = {}
@@ -234,6 +262,7 @@ class Runtime:
             return
         log.info("%s reconciling", "resuming" if active else "pausing")
         self.scheduler.set_active(active)
+        self._active_since = time.monotonic()
         if not active:
             self.scheduler.clear()
             self.objects.clear()
@@ -249,25 +278,29 @@ class Runtime:
             )
         self._tasks.append(asyncio.create_task(self._cluster_loop(), name="cluster health"))
         self._tasks.append(asyncio.create_task(self._trim_loop(), name="memory trim"))
-        if self.settings.api_key_file:
+        if self.settings.api_key_file and self.gw is not None:
             self._tasks.append(asyncio.create_task(self._key_loop(), name="API key file"))
+        self._tasks.append(asyncio.create_task(self._connection_loop(), name="connections"))
 
     async def _key_loop(self) -> None:
         # A fixed Secret must heal Unauthorized resources within one poll, without a restart.
         while True:
             await asyncio.sleep(self.KEY_CHECK_INTERVAL)
             try:
-                changed = self.gw.reload_key()
+                changed = self.gw.reload_key() if self.gw is not None else False
             except Exception:
                 log.exception("re-reading the API key file failed")
                 continue
             if changed:
                 self.wake_unauthorized()
 
-    def wake_unauthorized(self) -> int:
-        """Wake every resource Stalled with reason Unauthorized (the key changed)."""
+    def wake_unauthorized(self, conn: ConnKey | None = None) -> int:
+        """Wake every resource Stalled with reason Unauthorized (the key changed), only those
+        of connection `conn` when given."""
         woken = 0
         for st in self.objects.values():
+            if conn is not None and st.conn != conn:
+                continue
             conditions = (st.body.get("status") or {}).get("conditions")
             stalled = cnd.get(conditions, cnd.STALLED) or {}
             if stalled.get("status") == "True" and stalled.get("reason") == "Unauthorized":
@@ -295,55 +328,225 @@ class Runtime:
         await self.kube.flush_events()
 
     async def _refresh_loop(self, kind: str) -> None:
-        cache = self.gw.cache_for(kind)
+        # One list per kind per connection (each connection is its own project and bucket).
         while True:
-            pages = max(1, -(-cache.last_list_size // self.gw.PAGE))
-            # At most one page every PAGE_SPACING seconds: idle traffic stays flat (about 0.1
-            # request/s per kind) however many objects there are.
-            interval = max(self.settings.refresh_interval, self.PAGE_SPACING * pages)
+            gateways = list(self.conns.gateways.values())
+            pages = sum(max(1, -(-gw.cache_for(kind).last_list_size // gw.PAGE)) for gw in gateways)
+            # At most one page every PAGE_SPACING seconds over all connections: idle traffic
+            # stays flat (about 0.1 request/s per kind) however many objects and connections.
+            interval = max(self.settings.refresh_interval, self.PAGE_SPACING * max(1, pages))
             await asyncio.sleep(interval * (0.9 + 0.2 * random.random()))
-            managed = {
-                st.remote_id: st for st in self.objects.values() if st.kind == kind and st.remote_id
-            }
-            if not managed:
-                continue
-            try:
-                changed = await cache.refresh()
-            except BudAPIError as err:
-                log.warning("list refresh of %s failed: %s", kind, err)
-                continue
-            except Exception:
-                log.exception("list refresh of %s failed", kind)
-                continue
-            for remote_id in changed:
-                st = managed.get(remote_id)
-                if st is not None:
-                    self.scheduler.wake(st.uid)
+            for gw in gateways:
+                managed = {
+                    st.remote_id: st
+                    for st in self.objects.values()
+                    if st.kind == kind and st.remote_id and st.gw is gw
+                }
+                if not managed:
+                    continue
+                try:
+                    changed = await gw.cache_for(kind).refresh()
+                except BudAPIError as err:
+                    log.warning("list refresh of %s via %s failed: %s", kind, gw.label, err)
+                    continue
+                except Exception:
+                    log.exception("list refresh of %s via %s failed", kind, gw.label)
+                    continue
+                for remote_id in changed:
+                    st = managed.get(remote_id)
+                    if st is not None:
+                        self.scheduler.wake(st.uid)
 
     async def _cluster_loop(self) -> None:
-        last: dict[str, str] = {}
+        last: dict[tuple[str, str], str] = {}
         while True:
             await asyncio.sleep(self.settings.cluster_interval * (0.9 + 0.2 * random.random()))
-            in_use: dict[str, list[ObjectState]] = {}
+            in_use: dict[tuple[str, str], tuple[Gateway, list[ObjectState]]] = {}
             for st in self.objects.values():
-                if st.kind == "BudDeployment":
+                if st.kind == "BudDeployment" and st.gw is not None:
                     cluster_id = (st.body.get("spec") or {}).get("clusterId") or (
                         (st.body.get("status") or {}).get("cluster") or {}
                     ).get("id")
                     if cluster_id:
-                        in_use.setdefault(str(cluster_id), []).append(st)
-            for cluster_id, deps in in_use.items():
+                        slot = in_use.setdefault((st.gw.label, str(cluster_id)), (st.gw, []))
+                        slot[1].append(st)
+            for (label, cluster_id), (gw, deps) in in_use.items():
                 try:
-                    cluster, health = await self.gw.cluster(cluster_id, 0)
+                    cluster, health = await gw.cluster(cluster_id, 0)
                 except BudAPIError as err:
                     log.warning("cluster %s health refresh failed: %s", cluster_id, err)
                     continue
                 mark = f"{(health or {}).get('status')}/{(cluster or {}).get('status')}"
                 mark += f"/{(health or {}).get('node_count')}"
-                if last.get(cluster_id) not in (None, mark):
+                if last.get((label, cluster_id)) not in (None, mark):
                     for st in deps:
                         self.scheduler.wake(st.uid)
-                last[cluster_id] = mark
+                last[(label, cluster_id)] = mark
+
+    # --- connections ----------------------------------------------------------------------------
+
+    CONNECTION_CHECK_INTERVAL = 300.0
+    """The key check (one whoami) per connection when nothing changed: as rare as a stable poll
+    (a changed Secret is checked at once, and resources report Unauthorized themselves)."""
+    REGISTRY_SETTLE_SECONDS = 15.0
+    """After becoming active, the watch needs a moment to list every object: until then a
+    connection must not be released as unused."""
+    SECRET_CHECK_INTERVAL = 3.0
+
+    def observe_connection(
+        self, kind: str, event_type: str | None, body: Mapping[str, Any]
+    ) -> None:
+        """A BudConnection / ClusterBudConnection changed: resources may now resolve elsewhere
+        (or at all), and its status wants a look."""
+        self.conns.observe(kind, event_type, _slim(body))
+        self._wake_connection_users()
+        self._conn_wake.set()
+
+    def observe_namespace(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A namespace's labels decide which ClusterBudConnections it may use."""
+        if self.conns.observe_namespace(event_type, body):
+            namespace = str((body.get("metadata") or {}).get("name"))
+            for st in self.objects.values():
+                if st.namespace == namespace:
+                    self.scheduler.wake(st.uid)
+
+    def _wake_connection_users(self) -> None:
+        # Connections change rarely; waking every object is cheaper than tracking who might
+        # resolve differently (each reconcile re-resolves and mostly finds nothing to do).
+        for st in self.objects.values():
+            stalled = cnd.get((st.body.get("status") or {}).get("conditions"), cnd.STALLED) or {}
+            if stalled.get("status") == "True" or st.conn is None:
+                self.scheduler.wake(st.uid)
+
+    async def _gateway_for(self, st: ObjectState, spec: Any) -> tuple[Gateway | None, str]:
+        """The gateway client of this resource's connection, or why there is none."""
+        ref = getattr(spec, "connection_ref", None)
+        wire = ref.to_wire() if ref is not None else None
+        found = self.conns.resolve(st.namespace, wire)
+        status = st.body.get("status") or {}
+        pinned = status.get("connection")
+        found = keep_pinned(
+            pinned if isinstance(pinned, str) else None,
+            bool(status.get("id")),
+            found,
+            self.conns.allowed(st.namespace),
+        )
+        if found.key is None:
+            st.conn = None
+            return None, found.message
+        st.conn = found.key
+        gw = self.conns.gateway(found.key)
+        if gw is None:
+            await self.conns.refresh_key(found.key)
+            gw = self.conns.gateway(found.key)
+        if gw is None:
+            problem = self.conns.problems.get(found.key, "its API key has not been read yet")
+            return None, f"connection {describe(found.key)} is not usable: {problem}"
+        return gw, ""
+
+    async def _connection_loop(self) -> None:
+        """Per connection: re-read its Secret every few seconds (a rotation heals its resources),
+        check the key with one authenticated call (whoami) on change and every minute, write
+        its status (Ready/Unauthorized, project, users) and hold it while resources use it."""
+        checked: dict[ConnKey, float] = {}
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._conn_wake.wait(), self.SECRET_CHECK_INTERVAL)
+            self._conn_wake.clear()
+            await self.conns.close_retired()
+            if not self.scheduler.active:
+                continue  # a standby: the leader looks after connections (and holds the registry)
+            # Who uses what, resolved from each object's spec now (not from its last reconcile:
+            # after a restart a connection must not look unused before its users reconciled).
+            users: dict[ConnKey, list[str]] = {}
+            for st in self.objects.values():
+                ref = (st.body.get("spec") or {}).get("connectionRef")
+                key = self.conns.resolve(st.namespace, ref if isinstance(ref, dict) else None).key
+                if key is not None:
+                    users.setdefault(key, []).append(f"{st.kind}/{st.namespace}/{st.name}")
+            for key in self.conns.connection_keys():
+                try:
+                    changed = await self.conns.refresh_key(key)
+                    if changed:
+                        self.wake_unauthorized(key)
+                        for st in self.objects.values():
+                            if st.conn == key:
+                                self.scheduler.wake(st.uid)
+                    due = time.monotonic() - checked.get(key, -math.inf)
+                    await self._connection_status(
+                        key,
+                        users.get(key, []),
+                        check=changed or due > self.CONNECTION_CHECK_INTERVAL,
+                    )
+                    if changed or due > self.CONNECTION_CHECK_INTERVAL:
+                        checked[key] = time.monotonic()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("checking connection %s failed", describe(key))
+
+    async def _connection_status(self, key: ConnKey, users: list[str], check: bool) -> None:
+        body = self.conns.body(key)
+        if body is None:
+            return
+        kind, namespace, name = key
+        plural = PLURALS[kind]
+        meta = body.get("metadata") or {}
+        old = dict(body.get("status") or {})
+        deleting = bool(meta.get("deletionTimestamp"))
+        if not deleting and FINALIZER not in (meta.get("finalizers") or []):
+            updated = await self.kube.update_finalizers(plural, body, _add_finalizer)
+            if updated is not None:
+                self.conns.observe(kind, "MODIFIED", updated)
+                body = updated
+        settled = time.monotonic() - self._active_since > self.REGISTRY_SETTLE_SECONDS
+        if deleting and not users and settled and FINALIZER in (meta.get("finalizers") or []):
+            await self.kube.update_finalizers(plural, body, _drop_finalizer)
+            return
+        health: ConnectionHealth | None = None
+        gw = self.conns.gateway(key)
+        problem = self.conns.problems.get(key)
+        if problem or gw is None:
+            health = ConnectionHealth(False, "SecretNotFound", problem or "API key not read yet")
+        elif check:
+            try:
+                who = await gw.client.whoami()
+            except BudAPIError as err:
+                failure = to_failure(err)
+                reason = "Unauthorized" if err.status_code in (401, 403) else "Unreachable"
+                health = ConnectionHealth(False, reason, f"whoami failed: {failure.describe()}")
+            else:
+                health = ConnectionHealth(
+                    True,
+                    "Connected",
+                    "the API key works",
+                    str(who.get("project") or ""),
+                    tuple(str(x) for x in who.get("scopes") or ()),
+                )
+        if health is None:
+            # Only the users changed since the last check: keep the conditions as they are.
+            ready = cnd.get(old.get("conditions"), cnd.READY) or {}
+            health = ConnectionHealth(
+                ready.get("status") == "True",
+                str(ready.get("reason") or "Checking"),
+                str(ready.get("message") or ""),
+                old.get("project"),
+                tuple(old.get("scopes") or ()),
+            )
+        if deleting and users:
+            health = ConnectionHealth(
+                False,
+                "InUse",
+                f"deletion waits: {len(users)} resources use this connection (status.usedBy)",
+                health.project,
+                health.scopes,
+            )
+        generation = int(meta.get("generation") or 1)
+        status = connection_status(old, health, users, generation, datetime.now(UTC))
+        patch = status_patch(old, status)
+        if patch and await self.kube.patch_status(plural, namespace, name, patch):
+            body = {**body, "status": status}
+            self.conns.observe(kind, "MODIFIED", body)
 
     # --- one turn of the work queue ---------------------------------------------------------------
 
@@ -402,12 +605,19 @@ class Runtime:
         st.handled_generation = ctx.generation
         st.handled_steering = st.steering
         result = "success"
+        gw: Gateway | None = None
         try:
             spec = SPECS[st.kind].model_validate(st.body.get("spec") or {})
         except ValidationError as err:
             plan = stalled_plan(ctx, "InvalidSpec", f"spec is invalid: {err}")
             result = "stalled"
         else:
+            gw, problem = await self._gateway_for(st, spec)
+        if gw is None and result != "stalled":
+            plan = self._refused(ctx, ("NoConnection", problem))
+            result = "stalled"
+        elif gw is not None:
+            st.gw = gw
             first = initial_status(ctx)
             task = asyncio.ensure_future(self._plan(st, ctx, spec))
             if first is not None:
@@ -431,6 +641,9 @@ class Runtime:
             except _ActionFailed as err:
                 plan = self._failed(st, ctx, err.failure, err.doing, err.creating)
                 result = "error"
+        if gw is not None and st.conn is not None and plan.status.get("id"):
+            # Pin the connection the remote object lives behind (see keep_pinned).
+            plan.status["connection"] = describe(st.conn)
         await self._apply_writes(st, ctx, plan)
         RECONCILES.labels(st.kind, result).inc()
         RECONCILE_SECONDS.labels(st.kind).observe(time.monotonic() - started)
@@ -473,13 +686,22 @@ class Runtime:
     async def _observe(self, st: ObjectState, ctx: Ctx, spec: Any) -> Observation:
         kind = st.kind
         noun = NOUNS[kind]
-        known = current_id(ctx, getattr(spec, "external_id", None))
-        if known:
-            st.remote_id = known
+        known, source = id_source(getattr(spec, "external_id", None), ctx.status, ctx.annotations)
+        if known and source:
             remote = await self._call(
-                f"read {noun} {known}", self.gw.cache_for(kind).observe(known, self._max_age(ctx))
+                f"read {noun} {known}", st.gw.cache_for(kind).observe(known, self._max_age(ctx))
             )
-            return Observation(remote, via="id", gone=remote is None)
+            if remote is None:
+                st.remote_id = known
+                return Observation(None, via="id", gone=True, gone_id=known)
+            verdict = judge(ctx.uid, remote, source, noun, self._remote_name(ctx, spec))
+            if verdict.ignore:
+                # The annotation names an object that is not ours: not an adoption path.
+                return Observation()
+            if not verdict.manage:
+                return Observation(refused=(verdict.reason, verdict.message))
+            st.remote_id = known
+            return Observation(remote, via="id")
         # Nothing known yet: the decision creates. Names are unique on the gateway (a create of a
         # taken name answers 409 already_exists), so no lookup is needed first: `_act` looks the
         # name up on that answer and the decision adopts the object only if it is this
@@ -499,15 +721,15 @@ class Runtime:
             if cluster_id is None and dspec.cluster_name:
                 cluster_id = await self._call(
                     f"look up cluster {dspec.cluster_name}",
-                    self.gw.cluster_id_for(dspec.cluster_name),
+                    st.gw.cluster_id_for(dspec.cluster_name),
                 )
             cluster = health = None
             if cluster_id:
                 cluster, health = await self._call(
                     f"read cluster {cluster_id}",
-                    self.gw.cluster(cluster_id, self.settings.cluster_interval),
+                    st.gw.cluster(cluster_id, self.settings.cluster_interval),
                 )
-            cached_model = self.gw.models.entries.get(model_id) if model_id else None
+            cached_model = st.gw.models.entries.get(model_id) if model_id else None
             return reconcile_deployment(
                 ctx,
                 dspec,
@@ -520,7 +742,7 @@ class Runtime:
                 model=cached_model.obj if cached_model else None,
             )
         if kind == "BudPipeline":
-            actions = await self.gw.known_actions()
+            actions = await st.gw.known_actions()
             last = (obs.remote or {}).get("last_execution")
             return reconcile_pipeline(
                 ctx,
@@ -574,6 +796,10 @@ class Runtime:
         if ctx.paused:
             return paused_plan(ctx)
         obs = await self._observe(st, ctx, spec)
+        if obs.refused is None:
+            obs = await self._check_reference(st, ctx, spec, obs)
+        if obs.refused is not None:
+            return self._refused(ctx, obs.refused)
         plan = await self._decide(st, ctx, spec, obs)
         events: list[Event] = []
         annotations: dict[str, str] = {}
@@ -584,6 +810,9 @@ class Runtime:
                 break
             after = await self._act(st, ctx, spec, plan.actions)
             if after is None:
+                break
+            if after.refused is not None:
+                plan = self._refused(ctx, after.refused)
                 break
             plan = await self._decide(st, ctx, spec, after)
         plan.events = events
@@ -610,23 +839,90 @@ class Runtime:
                 await self.kube.delete(PLURALS[st.kind], st.namespace, st.name)
                 return None
             try:
-                result = await self._send(st, action)
+                result, replayed = await self._send(st, action)
             except _ActionFailed as err:
                 if err.failure.code == "already_exists" and action.op == "create":
-                    # Someone (or our own lost response) holds the name: decide on what is there.
+                    # Someone (or our own lost response) holds the name: decide on what is there,
+                    # and never repeat the holder's id (the error's param) in a message.
+                    name = str(action.body.get("name"))
                     found = await self._call(
-                        f"look up {NOUNS[st.kind]}",
-                        self.gw.find_by_name(st.kind, str(action.body.get("name"))),
+                        f"look up {NOUNS[st.kind]}", st.gw.find_by_name(st.kind, name)
                     )
                     if found:
+                        verdict = judge(ctx.uid, found, "name", NOUNS[st.kind], name)
+                        if not verdict.manage:
+                            return Observation(refused=(verdict.reason, verdict.message))
                         return Observation(found, via="name")
+                    err.failure = replace(err.failure, param=None)
+                if err.failure.code == "idempotency_key_reused" and action.op == "create":
+                    # The gateway remembers this key for an object that is gone: a fresh key
+                    # (derived from this one) creates it again.
+                    return Observation(
+                        None, via="action", gone=True, gone_id=action.idempotency_key
+                    )
                 raise
-            self.gw.cache_for(st.kind).put(result)
+            if replayed and action.op == "create":
+                # The gateway answered from its idempotency record: the object may have been
+                # deleted since. Confirm; if it is gone, the next create uses a fresh key.
+                rid = str(result.get("id"))
+                current = await self._call(
+                    f"read {NOUNS[st.kind]} {rid}", st.gw.cache_for(st.kind).observe(rid, 0.0)
+                )
+                if current is None:
+                    return Observation(None, via="action", gone=True, gone_id=rid)
+                result = current
+            st.gw.cache_for(st.kind).put(result)
             st.remote_id = str(result.get("id"))
         return Observation(result, via="action") if result is not None else None
 
-    async def _send(self, st: ObjectState, action: Action) -> Remote:
-        c = self.gw.client
+    def _remote_name(self, ctx: Ctx, spec: Any) -> str:
+        return default_remote_name(ctx, getattr(spec, "name", None))
+
+    def _refused(self, ctx: Ctx, refused: tuple[str, str]) -> Plan:
+        """Stalled on an object that is not ours; re-checked slowly (it may be released)."""
+        reason, message = refused
+        previous = cnd.get(ctx.status.get("conditions"), cnd.STALLED) or {}
+        fresh = previous.get("status") != "True" or previous.get("reason") != reason
+        plan = stalled_plan(ctx, reason, message, event=fresh)
+        plan.requeue_after = ctx.poll(False)
+        return plan
+
+    async def _check_reference(
+        self, st: ObjectState, ctx: Ctx, spec: Any, obs: Observation
+    ) -> Observation:
+        """`spec.modelId` / `spec.pipelineId` may name only objects not managed from another
+        namespace: with a key shared by several namespaces, an id alone must not reach another
+        team's model or pipeline (with a key per project the gateway already answers 404)."""
+        ref_kind, direct = None, None
+        if isinstance(spec, BudDeploymentSpec) and spec.model_id:
+            ref_kind, direct = "BudModel", spec.model_id
+        elif isinstance(spec, BudExecutionSpec) and spec.pipeline_id and obs.remote is None:
+            ref_kind, direct = "BudPipeline", spec.pipeline_id
+        if ref_kind is None or direct is None:
+            return obs
+        noun = NOUNS[ref_kind]
+        target = await self._call(
+            f"read {noun} {direct}", st.gw.cache_for(ref_kind).observe(direct, self._max_age(ctx))
+        )
+        if target is None:
+            return obs  # the create answers 404 and the decision says so
+        marker = (target.get("metadata") or {}).get(IDENTITY_KEY)
+        owner = self.objects.get(str(marker)) if marker else None
+        if marker and marker != ctx.uid and (owner is None or owner.namespace != st.namespace):
+            field = "modelId" if ref_kind == "BudModel" else "pipelineId"
+            return Observation(
+                refused=(
+                    "OwnedElsewhere",
+                    f"spec.{field} names a {noun} managed from another namespace; refer to a "
+                    f"{noun} of this namespace",
+                )
+            )
+        return obs
+
+    async def _send(self, st: ObjectState, action: Action) -> tuple[Remote, bool]:
+        """One remote write; returns the object and whether a create was answered from the
+        gateway's idempotency record (a replay)."""
+        c = st.gw.client
         key = action.idempotency_key
         body: dict[str, Any] = dict(action.body)
         target = action.target_id or ""
@@ -635,12 +931,12 @@ class Runtime:
         call: Any
         if st.kind == "BudModel":
             if action.op == "create":
-                call = c.models.create(idempotency_key=key, **body)
+                call = c.models.with_response.create(idempotency_key=key, **body)
             else:
                 call = c.models.update(target, idempotency_key=key, **body)
         elif st.kind == "BudDeployment":
             if action.op == "create":
-                call = c.deployments.create(idempotency_key=key, **body)
+                call = c.deployments.with_response.create(idempotency_key=key, **body)
             elif action.op == "stop":
                 call = c.deployments.stop(target, idempotency_key=key)
             elif action.op == "start":
@@ -649,21 +945,28 @@ class Runtime:
                 call = c.deployments.update(target, idempotency_key=key, **body)
         elif st.kind == "BudPipeline":
             if action.op == "create":
-                call = c.pipelines.create(idempotency_key=key, **body)
+                call = c.pipelines.with_response.create(idempotency_key=key, **body)
             else:
                 call = c.pipelines.update(target, idempotency_key=key, **body)
         elif action.op == "create":
             doing = f"create execution of pipeline {body['pipeline_id']}"
-            call = c.executions.create(
-                body["pipeline_id"], body.get("params") or {}, idempotency_key=key
+            call = c.executions.with_response.create(
+                body["pipeline_id"],
+                body.get("params") or {},
+                metadata=body.get("metadata"),
+                idempotency_key=key,
             )
         else:
             call = c.executions.cancel(target, idempotency_key=key)
         try:
-            return to_dict(await self._call(doing, call))
+            answer = await self._call(doing, call)
         except _ActionFailed as err:
             err.creating = action.op == "create"
             raise
+        if action.op == "create":
+            replayed = answer.headers.get("idempotent-replayed") == "true"
+            return to_dict(answer.data), replayed
+        return to_dict(answer), False
 
     # --- deletion -------------------------------------------------------------------------------
 
@@ -686,17 +989,32 @@ class Runtime:
             spec: Any = SPECS[kind].model_validate(st.body.get("spec") or {})
         except ValidationError:
             return True, 0.0  # nothing was ever created from an invalid spec
-        remote_id = current_id(ctx, getattr(spec, "external_id", None))
-        cache = self.gw.cache_for(kind)
+        remote_id, source = id_source(
+            getattr(spec, "external_id", None), ctx.status, ctx.annotations
+        )
+        gw, problem = await self._gateway_for(st, spec)
+        if gw is None:
+            # Without a connection nothing remote can be reached: let go rather than wedge the
+            # namespace's deletion, and say so.
+            self.post_event(
+                st.body,
+                Event("Warning", "NoConnection", f"deleted nothing remote: {problem}"),
+            )
+            return True, 0.0
+        st.gw = gw
+        cache = gw.cache_for(kind)
         try:
             if remote_id is None and kind == "BudModel" and spec.deletion_policy.value == "Delete":
-                remote_id = await self._created_but_unrecorded(ctx, spec)
+                remote_id = await self._created_but_unrecorded(st, ctx, spec)
+                source = "status" if remote_id else None
             obs = Observation()
             if remote_id:
                 remote = await self._call(
                     f"read {NOUNS[kind]} {remote_id}", cache.observe(remote_id, 0.0)
                 )
                 obs = Observation(remote, via="id", gone=remote is None)
+                if remote is not None and not may_delete(ctx.uid, remote, source):
+                    return self._release_foreign(st, source)
             if kind == "BudExecution":
                 plan = delete_execution_plan(ctx, spec, obs)
             else:
@@ -743,18 +1061,34 @@ class Runtime:
             await self.kube.patch_status(PLURALS[kind], st.namespace, st.name, patch)
         return False, plan.requeue_after or 2.0
 
-    async def _created_but_unrecorded(self, ctx: Ctx, spec: BudModelSpec) -> str | None:
+    def _release_foreign(self, st: ObjectState, source: Source | None) -> tuple[bool, float]:
+        """Deleting a resource whose remote object is not its own (an adoption that never
+        succeeded, a foreign annotation): release the finalizer, delete nothing remote."""
+        why = (
+            "the adoption never succeeded"
+            if source == "externalId"
+            else "it is not managed by this resource"
+        )
+        self.post_event(
+            st.body,
+            Event("Normal", "Orphaned", f"deleted nothing remote: {why}"),
+        )
+        return True, 0.0
+
+    async def _created_but_unrecorded(
+        self, st: ObjectState, ctx: Ctx, spec: BudModelSpec
+    ) -> str | None:
         """A model this resource created whose id never reached status or the annotation (the
         operator stopped between the create and those writes): found by name and claimed only
         if it carries this resource's UID, so deleting the resource does not leak it."""
         name = default_remote_name(ctx, spec.name)
-        found = await self._call(f"look up model {name}", self.gw.find_by_name("BudModel", name))
+        found = await self._call(f"look up model {name}", st.gw.find_by_name("BudModel", name))
         if found and (found.get("metadata") or {}).get(IDENTITY_KEY) == ctx.uid:
             return str(found.get("id"))
         return None
 
     async def _send_delete(self, st: ObjectState, action: Action) -> None:
-        c = self.gw.client
+        c = st.gw.client
         target = action.target_id or ""
         doing = f"{action.op} {NOUNS[st.kind]} {target}"
         call: Any
@@ -774,7 +1108,7 @@ class Runtime:
             raise
         if result is not None and not isinstance(result, bool):
             with contextlib.suppress(KeyError, TypeError, AttributeError):
-                self.gw.cache_for(st.kind).put(to_dict(result))
+                st.gw.cache_for(st.kind).put(to_dict(result))
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -838,4 +1172,4 @@ def _ready_of(status: Mapping[str, Any]) -> str:
     return str((cnd.get(status.get("conditions"), cnd.READY) or {}).get("status", "Unknown"))
 
 
-__all__ = ["PLURALS", "TERMINAL", "ObjectState", "Runtime"]
+__all__ = ["CONNECTION_KINDS", "MANAGED_KINDS", "PLURALS", "TERMINAL", "ObjectState", "Runtime"]

@@ -48,17 +48,39 @@ class OperatorSettings:
     """Reconciles that may run at once (a fixed pool of workers; each object at most once)."""
     request_timeout: float = 30.0
     max_retries: int = 2
+    operator_namespace: str = "default"
+    """Where ClusterBudConnection Secrets live (the operator's own namespace)."""
+    default_connection_secret: str | None = None
+    """When set, the operator keeps a ClusterBudConnection `default` for `gateway_url` and this
+    Secret (in `operator_namespace`): what the chart uses to carry today's single-key values."""
+    default_connection_secret_key: str = "api-key"  # noqa: S105 (a key name, not a secret)
+    default_connection_selector: str = "{}"
+    """JSON label selector of that connection's namespaces (`{}`: every namespace)."""
+    connections_only: bool = False
+    """No key of its own: every resource uses a BudConnection / ClusterBudConnection (the chart
+    runs so). Otherwise the operator's key serves while no ClusterBudConnection default exists."""
 
     def __post_init__(self) -> None:
-        if not self.api_key.get_secret_value():
+        if not self.api_key.get_secret_value() and not self.connections_only:
             raise SettingsError(
                 "no gateway API key: set BUD_API_KEY, or BUD_API_KEY_FILE / --api-key-file "
-                "to a file (a mounted Secret)"
+                "to a file (a mounted Secret), or run with --connections-only"
             )
-        if not self.gateway_url.startswith(("http://", "https://")):
+        if self.api_key.get_secret_value() and not self.gateway_url.startswith(
+            ("http://", "https://")
+        ):
             raise SettingsError(f"gateway URL must be http(s)://...: {self.gateway_url!r}")
         if self.rate_limit <= 0 or self.burst < 1:
             raise SettingsError("rate limit must be > 0 and burst >= 1")
+        if self.default_connection_secret is not None:
+            import json
+
+            try:
+                selector = json.loads(self.default_connection_selector)
+            except ValueError as err:
+                raise SettingsError(f"--default-connection-selector is not JSON: {err}") from None
+            if not isinstance(selector, dict):
+                raise SettingsError("--default-connection-selector must be a JSON object")
         if self.workers < 1:
             raise SettingsError(f"workers must be >= 1, not {self.workers}")
 

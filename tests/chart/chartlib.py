@@ -43,6 +43,7 @@ def template(
 
 
 CRD_NAMES = [f"{p}.bud.studio" for p in BUD_PLURALS] + [
+    "budconnections.bud.studio", "clusterbudconnections.bud.studio",
     "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"]
 
 
@@ -63,3 +64,21 @@ def adopt_crds(kube: Kube, release: str, namespace: str) -> list[str]:
                          f"meta.helm.sh/release-name={release}",
                          f"meta.helm.sh/release-namespace={namespace}")
     return existing
+
+
+def wait_served(kube: Kube, namespace: str, timeout: float = 120.0) -> None:
+    """Wait until the API server accepts Bud objects: a CRD the chart just created is
+    Established a moment before creates stop answering 503 "Kind=BudModel not found"."""
+    import time
+
+    manifest = (
+        '{"apiVersion": "bud.studio/v1alpha1", "kind": "BudModel", "metadata": {"name": "probe",'
+        f' "namespace": "{namespace}"}}, "spec": {{"source": "cloud", "uri": "probe"}}}}'
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        probe = kube.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+        if probe.returncode == 0:
+            return
+        assert time.monotonic() < deadline, probe.stderr
+        time.sleep(0.5)

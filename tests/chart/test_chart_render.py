@@ -36,7 +36,8 @@ def test_helm_lint_is_clean(kube: Kube, values: list[str]) -> None:
 def test_defaults_render_what_the_chart_promises(kube: Kube) -> None:
     r = template(kube)
     kinds = sorted(d["kind"] for d in r.docs)
-    assert kinds.count("CustomResourceDefinition") == 6  # four Bud kinds + kopf's two peerings
+    # Four Bud kinds, the two connection kinds and kopf's two peerings.
+    assert kinds.count("CustomResourceDefinition") == 8
     crd_names = {d["metadata"]["name"] for d in r.of_kind("CustomResourceDefinition")}
     assert {f"{p}.bud.studio" for p in BUD_PLURALS} <= crd_names
     for kind in ("StatefulSet", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service"):
@@ -165,8 +166,10 @@ def test_rbac_is_least_privilege(kube: Kube) -> None:
                 assert "secrets" not in rule["resources"], "the key is mounted, not read"
                 assert not {"update", "deletecollection", "escalate", "bind"} & set(rule["verbs"])
                 if "create" in rule["verbs"]:
+                    # clusterbudconnections: the default connection made from the values.
                     assert rule["resources"] in (["events"], ["kopfpeerings"],
-                                                 ["clusterkopfpeerings"]), rule
+                                                 ["clusterkopfpeerings"],
+                                                 ["clusterbudconnections"]), rule
                 if "delete" in rule["verbs"]:
                     assert rule["resources"] == ["budexecutions"], rule  # the TTL
     # Named namespaces: no rule on Bud objects is cluster-wide.
@@ -182,7 +185,7 @@ def test_crd_toggles(kube: Kube) -> None:
     assert not off.of_kind("CustomResourceDefinition")
     loose = template(kube, "--set", "crds.keep=false")
     crds = loose.of_kind("CustomResourceDefinition")
-    assert len(crds) == 6
+    assert len(crds) == 8
     assert all("helm.sh/resource-policy" not in (c["metadata"].get("annotations") or {})
                for c in crds)
     kinds = {c["spec"]["names"]["kind"] for c in crds}

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.chartlib import CHART, adopt_crds
+from tests.chart.chartlib import CHART, CRD_NAMES, adopt_crds, wait_served
 from tests.fixtures.engines import Engines
 from tests.fixtures.kube import Kube
 from tests.gitops import kstatus
@@ -75,6 +75,10 @@ def install(request: pytest.FixtureRequest, kube: Kube, kube_namespace: str) -> 
     kube.helm("install", release, str(CHART), "-n", ns, "--set", "gateway.apiKey.value=unused",
               "--set", f"leaderElection.name={release}", *mode, timeout=180)
     full = f"{release}-bud-operator"
+    # The chart may have just created the CRDs: wait until the API server serves them.
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 *[f"crd/{name}" for name in CRD_NAMES])
+    wait_served(kube, ns)
     workload = kube.get_json("statefulset", full, "-n", ns)
     container = workload["spec"]["template"]["spec"]["containers"][0]
     kind = "Role" if request.param == "named-namespace" else "ClusterRole"
@@ -82,6 +86,12 @@ def install(request: pytest.FixtureRequest, kube: Kube, kube_namespace: str) -> 
         yield Install(release, ns, full, container, kind)
     finally:
         kube.helm("uninstall", release, "-n", ns, timeout=180, check=False)
+        # The operator kept a ClusterBudConnection default for this release's gateway (and held
+        # it with its finalizer); it is cluster-wide, so it must not outlive the test.
+        kube.kubectl("patch", "clusterbudconnection", "default", "--type=merge",
+                     "-p", '{"metadata":{"finalizers":null}}', check=False)
+        kube.kubectl("delete", "clusterbudconnection", "default", "--ignore-not-found",
+                     "--wait=false", check=False)
 
 
 class Operator:

@@ -368,6 +368,7 @@ def remote_dep(**over: Any) -> dict[str, Any]:
         "endpoint_url": "http://x",
         "auto_scaling": None,
         "resources": {"cpu": "2", "memory": "8Gi"},
+        "metadata": {"bud.studio/uid": UID},
         "updated_at": "t1",
     }
     base.update(over)
@@ -395,6 +396,7 @@ def test_deployment_create_body_is_snake_case() -> None:
         "cluster_id": "cluster_1",
         "replicas": 2,
         "resources": {"cpu": "2", "memory": "8Gi"},
+        "metadata": {"bud.studio/uid": UID},
     }
 
 
@@ -563,6 +565,7 @@ def test_pipeline_defaults_are_not_drift_but_changes_and_pause_are() -> None:
         "status": "active",
         "definition": {"steps": remote_steps},
         "description": None,
+        "metadata": {"bud.studio/uid": UID},
         "updated_at": "t",
     }
     plan = reconcile_pipeline(ctx(), spec, Observation(remote, via="id"))
@@ -625,6 +628,7 @@ def test_execution_starts_once_with_stable_key() -> None:
     assert a.actions[0].op == "create" and a.actions[0].body == {
         "pipeline_id": "pipe_1",
         "params": {"env": "prod"},
+        "metadata": {"bud.studio/uid": UID},
     }
     assert a.actions[0].idempotency_key == b.actions[0].idempotency_key
 

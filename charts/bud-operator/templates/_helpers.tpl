@@ -135,6 +135,11 @@ puts them in the ClusterRole (all namespaces) or in one Role per served namespac
 - apiGroups: [bud.studio]
   resources: [budmodels, buddeployments, budpipelines, budexecutions]
   verbs: [get, list, watch, patch]
+# Application: BudConnections of the namespace (which gateway and key its resources use);
+# patch adds and removes the finalizer that keeps a connection while resources use it.
+- apiGroups: [bud.studio]
+  resources: [budconnections]
+  verbs: [get, list, watch, patch]
 # Application: ttlSecondsAfterFinished deletes a finished BudExecution, like a Job's TTL.
 # No other kind is ever deleted by the operator.
 - apiGroups: [bud.studio]
@@ -144,7 +149,7 @@ puts them in the ClusterRole (all namespaces) or in one Role per served namespac
 # remote state are written. The finalizers subresource is not granted: it only guards
 # ownerReferences[].blockOwnerDeletion, which the operator never sets.
 - apiGroups: [bud.studio]
-  resources: [budmodels/status, buddeployments/status, budpipelines/status, budexecutions/status]
+  resources: [budmodels/status, buddeployments/status, budpipelines/status, budexecutions/status, budconnections/status]
   verbs: [get, patch]
 # Framework and application: Kubernetes Events on the Bud objects (kopf posts them, the
 # operator's included, through the core API); create only, events are never read back.

@@ -1,4 +1,4 @@
-"""Pydantic models of the four custom resources: the single source of truth for the CRDs
+"""Pydantic models of the custom resources: the single source of truth for the CRDs
 (`budai_operator.crdgen`) and the typed view the handlers parse each object into."""
 
 from ._base import (
@@ -13,6 +13,16 @@ from ._base import (
     ManagedSpec,
     ObjectRef,
 )
+from .connection import (
+    BUD_CONNECTION,
+    CLUSTER_BUD_CONNECTION,
+    BudConnectionSpec,
+    BudConnectionStatus,
+    ClusterBudConnectionSpec,
+    ConnectionKind,
+    ConnectionRef,
+    LabelSelector,
+)
 from .deployment import (
     BUD_DEPLOYMENT,
     AutoScaling,
@@ -25,17 +35,24 @@ from .model import BUD_MODEL, BudModelSpec, BudModelStatus, ModelSource
 from .pipeline import BUD_PIPELINE, BudPipelineSpec, BudPipelineStatus, PipelineDefinition, Step
 
 KINDS: tuple[KindDef, ...] = (BUD_MODEL, BUD_DEPLOYMENT, BUD_PIPELINE, BUD_EXECUTION)
+"""The managed kinds (each drives one remote object)."""
+CONNECTION_KINDS: tuple[KindDef, ...] = (BUD_CONNECTION, CLUSTER_BUD_CONNECTION)
 
 __all__ = [
     "API_VERSION",
+    "BUD_CONNECTION",
     "BUD_DEPLOYMENT",
     "BUD_EXECUTION",
     "BUD_MODEL",
     "BUD_PIPELINE",
+    "CLUSTER_BUD_CONNECTION",
+    "CONNECTION_KINDS",
     "GROUP",
     "KINDS",
     "VERSION",
     "AutoScaling",
+    "BudConnectionSpec",
+    "BudConnectionStatus",
     "BudDeploymentSpec",
     "BudDeploymentStatus",
     "BudExecutionSpec",
@@ -45,10 +62,14 @@ __all__ = [
     "BudPipelineSpec",
     "BudPipelineStatus",
     "CRModel",
+    "ClusterBudConnectionSpec",
     "CommonStatus",
     "Condition",
+    "ConnectionKind",
+    "ConnectionRef",
     "DeletionPolicy",
     "KindDef",
+    "LabelSelector",
     "ManagedSpec",
     "ModelSource",
     "ObjectRef",

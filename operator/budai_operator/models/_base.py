@@ -51,6 +51,33 @@ class ObjectRef(CRModel):
     """Name of the referenced resource, in the same namespace."""
 
 
+class ConnectionKind(StrEnum):
+    """The kind of connection a resource refers to."""
+
+    BUD_CONNECTION = "BudConnection"
+    CLUSTER_BUD_CONNECTION = "ClusterBudConnection"
+
+
+class ConnectionRef(CRModel):
+    """Which connection (gateway URL and API key) a resource uses."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-map-type": "atomic"})
+
+    kind: ConnectionKind = ConnectionKind.BUD_CONNECTION
+    """BudConnection (in this namespace) or ClusterBudConnection."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=NAME_PATTERN)
+    """Name of the connection."""
+
+
+CONNECTION_REF_IMMUTABLE: JsonDict = {
+    "rule": "has(self.connectionRef) == has(oldSelf.connectionRef)"
+    " && (!has(self.connectionRef) || self.connectionRef == oldSelf.connectionRef)",
+    "message": "connectionRef is immutable: the remote object lives behind that connection",
+    "fieldPath": ".connectionRef",
+}
+
+
 class ManagedSpec(CRModel):
     """Spec fields every managed kind shares."""
 
@@ -62,6 +89,10 @@ class ManagedSpec(CRModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=253, pattern=NAME_PATTERN)
     """Remote object name; defaults to `<namespace>-<metadata.name>`."""
+
+    connection_ref: ConnectionRef | None = None
+    """The connection (gateway and API key) to use; default: this namespace's BudConnection
+    `default`, else the ClusterBudConnection `default` if it selects this namespace. Immutable."""
 
 
 EXTERNAL_ID_IMMUTABLE: JsonDict = {
@@ -115,6 +146,10 @@ class CommonStatus(CRModel):
     id: str | None = None
     """Id of the remote object in the Bud gateway."""
 
+    connection: str | None = None
+    """The connection the remote object lives behind (kind/namespace/name); the resource keeps
+    it while it may still use it, even if the namespace's default changes."""
+
     last_sync_time: str | None = None
     """When the operator last reached the gateway successfully (RFC 3339)."""
 
@@ -145,6 +180,7 @@ class CRDInfo:
     scale: bool = False
     categories: tuple[str, ...] = ("bud",)
     extra: dict[str, Any] = field(default_factory=dict)
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced"
 
 
 READY_COLUMN = PrinterColumn(

@@ -6,6 +6,7 @@ from pydantic import ConfigDict, Field
 
 from ._base import (
     AGE_COLUMN,
+    CONNECTION_REF_IMMUTABLE,
     EXTERNAL_ID_IMMUTABLE,
     ID_COLUMN,
     NAME_IMMUTABLE,
@@ -83,6 +84,7 @@ class BudDeploymentSpec(ManagedSpec):
                     "message": "exactly one of clusterId and clusterName must be set",
                 },
                 EXTERNAL_ID_IMMUTABLE,
+                CONNECTION_REF_IMMUTABLE,
                 NAME_IMMUTABLE,
             ]
         }

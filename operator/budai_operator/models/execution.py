@@ -14,6 +14,7 @@ from ._base import (
     REASON_COLUMN,
     STATE_COLUMN,
     CommonStatus,
+    ConnectionRef,
     CRDInfo,
     CRModel,
     DeletionPolicy,
@@ -46,6 +47,7 @@ class BudExecutionSpec(CRModel):
                 _immutable("pipelineId"),
                 _immutable("params"),
                 _immutable("externalId"),
+                _immutable("connectionRef"),
                 _immutable("ttlSecondsAfterFinished"),
                 _immutable("deletionPolicy"),
                 {
@@ -77,6 +79,10 @@ class BudExecutionSpec(CRModel):
 
     external_id: str | None = Field(default=None, min_length=1, max_length=128)
     """Id of an existing execution to track instead of starting one."""
+
+    connection_ref: ConnectionRef | None = None
+    """The connection (gateway and API key) to use; default: this namespace's BudConnection
+    `default`, else the ClusterBudConnection `default` if it selects this namespace."""
 
 
 class ExecutionStepStatus(CRModel):

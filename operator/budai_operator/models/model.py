@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from ._base import (
     AGE_COLUMN,
+    CONNECTION_REF_IMMUTABLE,
     EXTERNAL_ID_IMMUTABLE,
     ID_COLUMN,
     NAME_IMMUTABLE,
@@ -36,7 +37,13 @@ class BudModelSpec(ManagedSpec):
     """Desired state of a model registered with the Bud gateway."""
 
     model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [EXTERNAL_ID_IMMUTABLE, NAME_IMMUTABLE]}
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                EXTERNAL_ID_IMMUTABLE,
+                NAME_IMMUTABLE,
+                CONNECTION_REF_IMMUTABLE,
+            ]
+        }
     )
 
     source: ModelSource = Field(

@@ -10,6 +10,7 @@ from budai import pipeline_rules as R
 
 from ._base import (
     AGE_COLUMN,
+    CONNECTION_REF_IMMUTABLE,
     EXTERNAL_ID_IMMUTABLE,
     ID_COLUMN,
     NAME_IMMUTABLE,
@@ -113,7 +114,13 @@ class BudPipelineSpec(ManagedSpec):
     """Desired state of a pipeline."""
 
     model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [EXTERNAL_ID_IMMUTABLE, NAME_IMMUTABLE]}
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                EXTERNAL_ID_IMMUTABLE,
+                NAME_IMMUTABLE,
+                CONNECTION_REF_IMMUTABLE,
+            ]
+        }
     )
 
     description: str | None = Field(default=None, max_length=4096)

@@ -132,6 +132,19 @@ class Observation:
     remote: Mapping[str, Any] | None = None
     via: Literal["id", "name", "action", "none"] = "none"
     gone: bool = False
+    refused: tuple[str, str] | None = None
+    """(reason, message) when the object reached is not this resource's to manage (see
+    `ownership`): the decision is a Stalled plan and nothing is written remotely."""
+    gone_id: str | None = None
+    """The id found gone (a 404, or a replayed create answer for an object that no longer
+    exists): a re-create uses a fresh Idempotency-Key derived from it, so the gateway cannot
+    replay the old answer."""
+
+
+def create_key(ctx: Ctx, body: Any, obs: Observation) -> str:
+    """The Idempotency-Key of a create: stable across crashes and lost answers, and new once
+    the object it created is known to be gone."""
+    return ctx.idempotency_key("create", body, obs.gone_id or "")
 
 
 def default_remote_name(ctx: Ctx, spec_name: str | None) -> str:

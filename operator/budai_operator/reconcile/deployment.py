@@ -18,6 +18,7 @@ from .common import (
     Observation,
     Plan,
     base_status,
+    create_key,
     current_id,
     default_remote_name,
     in_flight_plan,
@@ -29,6 +30,7 @@ from .common import (
     with_conditions,
 )
 from .model import set_fields
+from .ownership import Claim, claim_of, marker_patch
 from .polling import ANN_EXTERNAL_ID
 
 
@@ -216,12 +218,13 @@ def reconcile_deployment(
                 "replicas": None if autoscaling_on(spec) else spec.replicas,
                 "auto_scaling": auto_scaling_body(spec),
                 "resources": resources_body(spec),
+                "metadata": marker_patch(ctx.uid),
             }
         )
         action = Action(
             "create",
             body=body,
-            idempotency_key=ctx.idempotency_key("create", body),
+            idempotency_key=create_key(ctx, body, obs),
             reason="Creating",
             message=f"creating remote deployment {name} on cluster {cluster_id}",
         )
@@ -324,6 +327,9 @@ def reconcile_deployment(
             and remote.get("replicas") != spec.replicas
         ):
             patch["replicas"] = spec.replicas
+        if claim_of(ctx.uid, remote) is not Claim.OURS:
+            # Adopted, or created before markers existed: mark it as this resource's.
+            patch["metadata"] = marker_patch(ctx.uid)
         if patch:
             what = ", ".join(
                 f"replicas {remote.get('replicas')} -> {spec.replicas}" if k == "replicas" else k

@@ -17,6 +17,7 @@ from .common import (
     Observation,
     Plan,
     base_status,
+    create_key,
     current_id,
     in_flight_plan,
     paused_plan,
@@ -28,6 +29,7 @@ from .common import (
 )
 from .errors import UNAUTHORIZED_RECHECK
 from .model import set_fields
+from .ownership import marker_patch
 from .polling import ANN_EXTERNAL_ID
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -128,13 +130,19 @@ def reconcile_execution(
                 status=status,
                 requeue_after=ctx.poll(True),
             )
-        body = strip_none({"pipeline_id": pipeline_id, "params": spec.params or {}})
+        body = strip_none(
+            {
+                "pipeline_id": pipeline_id,
+                "params": spec.params or {},
+                "metadata": marker_patch(ctx.uid),
+            }
+        )
         action = Action(
             "create",
             body=body,
             # The spec is immutable, so the key is stable for the life of the resource: a lost
             # response or a crash replays the first start instead of starting a second run.
-            idempotency_key=ctx.idempotency_key("create", body),
+            idempotency_key=create_key(ctx, body, obs),
             reason="Starting",
             message=f"starting an execution of pipeline {pipeline_id}",
         )

@@ -17,6 +17,7 @@ from .common import (
     Observation,
     Plan,
     base_status,
+    create_key,
     current_id,
     default_remote_name,
     in_flight_plan,
@@ -26,11 +27,12 @@ from .common import (
     stalled_status,
     strip_none,
 )
+from .ownership import MARKER, judge
 from .polling import ANN_EXTERNAL_ID
 
-# Stamped into the metadata of models the operator creates: a name clash with someone else's
-# model is then told apart from our own create whose response was lost.
-IDENTITY_KEY = "bud.studio/uid"
+# Stamped into the metadata of every model this resource manages (created or adopted): see
+# `ownership` for what it allows.
+IDENTITY_KEY = MARKER
 
 
 def set_fields(status: dict[str, Any], **fields: Any) -> None:
@@ -44,13 +46,10 @@ def set_fields(status: dict[str, Any], **fields: Any) -> None:
 
 def desired_metadata(ctx: Ctx, spec: BudModelSpec) -> dict[str, Any]:
     """Metadata the remote model must carry: the spec's keys plus our identity marker."""
-    wanted = dict(spec.metadata or {})
-    if not spec.external_id:
-        wanted[IDENTITY_KEY] = ctx.uid
-    return wanted
+    return {**(spec.metadata or {}), IDENTITY_KEY: ctx.uid}
 
 
-def create_action(ctx: Ctx, spec: BudModelSpec) -> Action:
+def create_action(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Action:
     """The POST /models call for this resource."""
     name = default_remote_name(ctx, spec.name)
     body = strip_none(
@@ -64,25 +63,28 @@ def create_action(ctx: Ctx, spec: BudModelSpec) -> Action:
     return Action(
         "create",
         body=body,
-        idempotency_key=ctx.idempotency_key("create", body),
+        idempotency_key=create_key(ctx, body, obs),
         reason="Creating",
         message=f"creating remote model {name}",
     )
 
 
 def identity_problem(ctx: Ctx, spec: BudModelSpec, remote: Mapping[str, Any]) -> str | None:
-    """Why a model found by name is not ours to manage, or None when it is."""
-    marker = (remote.get("metadata") or {}).get(IDENTITY_KEY)
-    if marker and marker != ctx.uid:
-        return (
-            f"a remote model named {remote.get('name')} ({remote.get('id')}) belongs to another "
-            f"resource (uid {marker}); set spec.name to a free name"
-        )
+    """Why our own model found by name (a create whose answer was lost) does not fit the spec.
+
+    The runtime refuses any model without this resource's marker before deciding; the same
+    check here keeps the decision safe on its own. Nothing of another resource's model reaches
+    the message.
+    """
+    name = default_remote_name(ctx, spec.name)
+    verdict = judge(ctx.uid, remote, "name", "model", name)
+    if not verdict.manage:
+        return verdict.message
     if remote.get("source") != spec.source.value or remote.get("uri") != spec.uri:
         return (
-            f"a remote model named {remote.get('name')} ({remote.get('id')}) exists with source "
-            f"{remote.get('source')} and uri {remote.get('uri')}; set spec.name to a free name or "
-            f"adopt it with spec.externalId"
+            f"this resource's remote model {remote.get('name')} has source "
+            f"{remote.get('source')} and uri {remote.get('uri')}; source and uri cannot change, "
+            f"set spec.name to a free name"
         )
     return None
 
@@ -101,7 +103,7 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
                 f"the adopted model {spec.external_id} does not exist in the gateway; "
                 "recreate this resource without spec.externalId to let the operator create one",
             )
-        action = create_action(ctx, spec)
+        action = create_action(ctx, spec, obs)
         status = base_status(ctx)
         events = []
         if obs.gone and known_id:

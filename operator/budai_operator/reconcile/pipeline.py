@@ -17,6 +17,7 @@ from .common import (
     Observation,
     Plan,
     base_status,
+    create_key,
     current_id,
     default_remote_name,
     in_flight_plan,
@@ -26,6 +27,7 @@ from .common import (
     strip_none,
 )
 from .model import set_fields
+from .ownership import Claim, claim_of, marker_patch
 from .polling import ANN_EXTERNAL_ID
 
 # What an absent retry field means on the gateway; spec and remote compare after filling these.
@@ -132,12 +134,17 @@ def reconcile_pipeline(
                 f"the adopted pipeline {spec.external_id} does not exist in the gateway",
             )
         body = strip_none(
-            {"name": name, "description": spec.description, "definition": definition_body(spec)}
+            {
+                "name": name,
+                "description": spec.description,
+                "definition": definition_body(spec),
+                "metadata": marker_patch(ctx.uid),
+            }
         )
         action = Action(
             "create",
             body=body,
-            idempotency_key=ctx.idempotency_key("create", body),
+            idempotency_key=create_key(ctx, body, obs),
             reason="Creating",
             message=f"creating remote pipeline {name}",
         )
@@ -174,6 +181,9 @@ def reconcile_pipeline(
         patch["status"] = wanted_state
     if not spec.external_id and remote.get("name") != name:
         patch["name"] = name
+    if claim_of(ctx.uid, remote) is not Claim.OURS:
+        # Adopted, or created before markers existed: mark it as this resource's.
+        patch["metadata"] = marker_patch(ctx.uid)
     if patch:
         drift = not ctx.spec_changed
         what = ", ".join(sorted(patch))

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from budai import BudClient
+from tests.chart.chartlib import wait_served
 
 ROOT = Path(__file__).resolve().parents[3]
 BUD_CRDS = [
@@ -24,6 +25,8 @@ BUD_CRDS = [
     "buddeployments.bud.studio",
     "budpipelines.bud.studio",
     "budexecutions.bud.studio",
+    "budconnections.bud.studio",
+    "clusterbudconnections.bud.studio",
 ]
 
 
@@ -78,20 +81,8 @@ def bud_crds(kube: Any) -> Iterator[None]:
         "--timeout=60s",
         *[f"crd/{name}" for name in BUD_CRDS],
     )
-    # Established is not yet admitted: on a busy API server the first create can still answer
-    # "Resource kind ... not found" (admission's type mapping lags). Wait until a server-side
-    # dry-run create of each kind goes through.
-    probe = "apiVersion: bud.studio/v1alpha1\nkind: BudModel\nmetadata: {name: probe}\n"
-    probe += "spec: {source: cloud, uri: s3://probe}\n"
-    wait_for(
-        "the API server to admit BudModels",
-        lambda: kube.kubectl(
-            "create", "--dry-run=server", "-n", "default", "-f", "-", input=probe, check=False
-        ).returncode
-        == 0,
-        timeout=90,
-        interval=1.0,
-    )
+    # Established comes a moment before creates stop answering 503 "Kind=... not found".
+    wait_served(kube, "default")
     yield
 
 
