@@ -24,6 +24,7 @@ from budai_operator.reconcile import (
 from budai_operator.reconcile.common import error_plan
 from tests.operator.test_reconcile import (
     HEALTHY,
+    UID,
     MODEL_SPEC,
     cond,
     ctx,
@@ -281,6 +282,7 @@ def remote_pipeline(**over: Any) -> dict[str, Any]:
         "description": None,
         "definition": {"steps": [{"id": "a", "action": "log"}]},
         "status": "active",
+        "metadata": {"bud.studio/uid": UID},
         "updated_at": "t",
     }
     base.update(over)
