@@ -24,8 +24,8 @@ from budai_operator.reconcile import (
 from budai_operator.reconcile.common import error_plan
 from tests.operator.test_reconcile import (
     HEALTHY,
-    UID,
     MODEL_SPEC,
+    UID,
     cond,
     ctx,
     dep_spec,
