@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?= --durations=15
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck unit controlplane demo bench crds clean
+.PHONY: setup test lint typecheck unit controlplane engines demo bench crds clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "error: Python 3.11+ is needed (found '$(PY)'); install it or run 'make PY=/path/to/python3.11 ...'" >&2; exit 2; }
@@ -21,6 +21,10 @@ setup: $(STAMP)
 controlplane: $(STAMP)
 	bash hack/control-plane.sh build
 
+# Argo CD's Lua engine and kstatus, the judges of our status (tests/fixtures/engines.py).
+engines:
+	bash hack/engines.sh build
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -29,7 +33,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The whole suite: lint, types, layering, then every test (the real control plane included).
-test: setup controlplane lint typecheck
+test: setup controlplane engines lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: setup controlplane

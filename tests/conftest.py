@@ -1,3 +1,3 @@
 """Root test configuration: shared fixtures live in tests/fixtures/ as pytest plugins."""
 
-pytest_plugins = ["tests.fixtures.gateway", "tests.fixtures.kube"]
+pytest_plugins = ["tests.fixtures.gateway", "tests.fixtures.kube", "tests.fixtures.engines"]

@@ -7,7 +7,9 @@ A block's info string says how it runs: ```` ```<lang> readme:<mode> ````.
 - `kubectl`: a YAML manifest, applied with server-side dry run (CRD schema and CEL checks run);
 - `demo`: `make demo` with BUDAI_DEMO_ONCE=1 (it exits once everything is Ready);
 - `ci`: the test command itself; checked to be what `.ci/run` runs (running it here would recurse);
-- `bench`: `make bench` in quick mode (BUDAI_BENCH_QUICK=1).
+- `bench`: `make bench` in quick mode (BUDAI_BENCH_QUICK=1);
+- `recipe`: bash run by ``tests/operator/e2e/test_status_engines.py`` against a running operator
+  (it needs objects that become Ready or Stalled).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-MODES = {"gateway", "background", "kube", "kubectl", "demo", "ci", "bench"}
+MODES = {"gateway", "background", "kube", "kubectl", "demo", "ci", "bench", "recipe"}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 import click
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 
-from budai.exceptions import NotFoundError
+from budai.exceptions import BudAPIError, NotFoundError
+from budai.readiness import deployment_readiness, model_readiness
 from budai.types import AutoScaling, Deployment, Model, Resources
 
 from ._app import (
@@ -90,8 +91,10 @@ def poll(
     timeout: float,
     on_update: Callable[[Any], None],
     what: str,
+    why: Callable[[Any], str] | None = None,
 ) -> Any:
-    """Call ``fetch`` with a growing interval until ``done(result)``; exit 1 on timeout."""
+    """Call ``fetch`` with a growing interval until ``done(result)``; exit 1 on timeout, saying
+    why the object is not there yet (``why(result)``: a reason and the gateway's words)."""
     deadline = time.monotonic() + timeout
     interval = 0.2
     while True:
@@ -100,7 +103,13 @@ def poll(
         if done(current):
             return current
         if time.monotonic() > deadline:
-            fail(f"timed out after {timeout:g}s waiting for {what}")
+            because = ""
+            if why is not None:
+                try:
+                    because = f": {why(current)}"
+                except BudAPIError:
+                    because = ""
+            fail(f"timed out after {timeout:g}s waiting for {what}{because}")
         time.sleep(interval)
         interval = min(interval * 1.5, 2.0)
 
@@ -186,6 +195,7 @@ def wait_for_model(state: State, model: Model, timeout: float) -> Model:
             timeout,
             update,
             f"model {model.id}",
+            lambda m: str(model_readiness(m.to_dict())),
         )
     return result
 
@@ -218,7 +228,14 @@ def _wait_gone(fetch: Callable[[], Any], timeout: float, what: str) -> None:
             return None
 
     with err_console().status(f"waiting for {what} to go"):
-        poll(gone, lambda obj: obj is None, timeout, lambda _obj: None, f"{what} to be deleted")
+        poll(
+            gone,
+            lambda obj: obj is None,
+            timeout,
+            lambda _obj: None,
+            f"{what} to be deleted",
+            lambda obj: f"it is still {getattr(obj, 'status', 'there')}",
+        )
 
 
 # -- deployments -------------------------------------------------------------------------------
@@ -342,12 +359,18 @@ def wait_for_deployment(state: State, dep: Deployment, timeout: float) -> Deploy
             ready = getattr(d, "ready_replicas", None)
             return d.status == "active" and (ready is None or ready == d.replicas)
 
+        def why(d: Deployment) -> str:
+            health = state.client.clusters.health(d.cluster_id).to_dict()
+            model = state.client.models.get(d.model_id).to_dict()
+            return str(deployment_readiness(d.to_dict(), health, model))
+
         result: Deployment = poll(
             lambda: state.client.deployments.get(dep.id),
             settled,
             timeout,
             update,
             f"deployment {dep.id}",
+            why,
         )
     return result
 

@@ -23,13 +23,14 @@ from .chat import (
     Usage,
 )
 from .cluster import AvailableResources, Cluster, ClusterHealth, ClusterProvider, ClusterStatus
-from .deployment import AutoScaling, Deployment, DeploymentStatus, Resources
+from .deployment import AutoScaling, Deployment, DeploymentStatus, Resources, ScalingDecision
 from .execution import TERMINAL_STATUSES, Execution, ExecutionStatus, ExecutionStep, StepStatus
 from .model import Model, ModelSource, ModelStatus
 from .pipeline import (
     DefinitionBuilder,
     DefinitionExporter,
     DefinitionSource,
+    LastExecution,
     Pipeline,
     PipelineDefinition,
     PipelineStatus,
@@ -66,6 +67,7 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionStep",
     "FunctionCall",
+    "LastExecution",
     "Message",
     "Model",
     "ModelSource",
@@ -77,6 +79,7 @@ __all__ = [
     "Resources",
     "Response",
     "RetryConfig",
+    "ScalingDecision",
     "Step",
     "StepStatus",
     "SyncPage",

@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 
 from ._base import BudObject
 
-__all__ = ["AutoScaling", "Deployment", "DeploymentStatus", "Resources"]
+__all__ = ["AutoScaling", "Deployment", "DeploymentStatus", "Resources", "ScalingDecision"]
 
 DeploymentStatus = Literal["pending", "deploying", "active", "scaling", "failed", "stopped"]
 
@@ -41,6 +41,21 @@ class Resources(TypedDict):
     gpu_type: NotRequired[str | None]
 
 
+@with_config(extra="allow")
+class ScalingDecision(TypedDict):
+    """One decision of the gateway's autoscaler: when, from and to how many replicas, and why."""
+
+    time: datetime
+    from_replicas: int
+    to_replicas: int
+    metric: str
+    """What was measured (``requests_per_second``)."""
+    observed: float
+    target: float
+    """The target per replica the observed value was held against."""
+    reason: str
+
+
 class Deployment(BudObject):
     """A model served on a cluster."""
 
@@ -59,6 +74,8 @@ class Deployment(BudObject):
     ready_replicas: int = 0
     error: str | None = None
     """Why the deployment is pending or failed (for example which resource is short)."""
+    scaling_decisions: list[ScalingDecision] = []
+    """The autoscaler's last decisions, oldest first."""
 
     @field_validator("endpoint_url", mode="before")
     @classmethod

@@ -30,6 +30,13 @@ class Model(BudObject):
     updated_at: datetime | None = None
     progress_percent: float | None = None
     """0..100 while ``downloading``, else ``None``."""
+    downloaded_bytes: int | None = None
+    """Bytes downloaded so far (``size_bytes`` once available)."""
+    bytes_per_second: float | None = None
+    """Download rate over the last few seconds while ``downloading``; simulated downloads
+    (``metadata["simulated_download"]``) report the simulated rate."""
+    eta_seconds: float | None = None
+    """Estimated seconds until the download completes, when the size and rate are known."""
     error: str | None = None
     """Why the model is in ``error``."""
 

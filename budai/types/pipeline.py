@@ -19,6 +19,7 @@ __all__ = [
     "DefinitionBuilder",
     "DefinitionExporter",
     "DefinitionSource",
+    "LastExecution",
     "Pipeline",
     "PipelineDefinition",
     "PipelineStatus",
@@ -78,6 +79,16 @@ DefinitionSource = PipelineDefinition | DefinitionBuilder | DefinitionExporter
 """What ``pipelines.create/update/validate`` accept as ``definition``."""
 
 
+@with_config(extra="allow")
+class LastExecution(TypedDict):
+    """The newest execution of a pipeline, as the pipeline reports it."""
+
+    id: str
+    status: str
+    started_at: NotRequired[datetime | None]
+    completed_at: NotRequired[datetime | None]
+
+
 class Pipeline(BudObject):
     """A stored pipeline."""
 
@@ -88,6 +99,8 @@ class Pipeline(BudObject):
     created_at: datetime
     updated_at: datetime
     status: PipelineStatus
+    last_execution: LastExecution | None = None
+    """The newest execution (any state), or None before the first run."""
 
 
 class ValidationIssue(BudObject):

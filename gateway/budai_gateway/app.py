@@ -485,7 +485,7 @@ def _api_router(gw: Gateway) -> APIRouter:
     async def create_pipeline(body: S.PipelineCreate) -> Any:
         data = body.model_dump(mode="json")
         data["definition"] = check_definition(body.definition)
-        return gw.create_pipeline(data)
+        return gw.pipeline_view(gw.create_pipeline(data))
 
     @r.get("/pipelines", response_model=S.PipelineList, tags=["pipelines"], dependencies=auth)
     async def list_pipelines(
@@ -514,7 +514,7 @@ def _api_router(gw: Gateway) -> APIRouter:
         "/pipelines/{pipeline_id}", response_model=S.Pipeline, tags=["pipelines"], dependencies=auth
     )
     async def get_pipeline(pipeline_id: str) -> Any:
-        return gw.get_pipeline(pipeline_id)
+        return gw.pipeline_view(gw.get_pipeline(pipeline_id))
 
     @r.patch(
         "/pipelines/{pipeline_id}", response_model=S.Pipeline, tags=["pipelines"], dependencies=auth
@@ -523,7 +523,7 @@ def _api_router(gw: Gateway) -> APIRouter:
         data = body.model_dump(mode="json", exclude_unset=True)
         if body.definition is not None:
             data["definition"] = check_definition(body.definition)
-        return gw.update_pipeline(pipeline_id, data)
+        return gw.pipeline_view(gw.update_pipeline(pipeline_id, data))
 
     @r.delete(
         "/pipelines/{pipeline_id}", response_model=S.Deleted, tags=["pipelines"], dependencies=auth

@@ -1,5 +1,6 @@
 """``/_local/`` controls for tests and demos (admin key only): faults, cluster and deployment
-changes made out of band, the speed factor, rate limits and reset.
+changes made out of band, a synthetic request load for the autoscaler, the speed factor, rate
+limits and reset.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class DeploymentChange(BaseModel):
     endpoint_url: str | None = None
 
 
+class LoadChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests_per_second: float = Field(ge=0, le=1_000_000)
+
+
 class SpeedChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     factor: float = Field(gt=0, le=10_000)
@@ -109,6 +115,10 @@ def local_router(gw: Gateway, rt: Runtime) -> APIRouter:
     @r.post("/deployments/{deployment_id}")
     async def change_deployment(deployment_id: str, body: DeploymentChange) -> dict[str, Any]:
         return gw.local_update_deployment(deployment_id, body.model_dump(exclude_unset=True))
+
+    @r.post("/deployments/{deployment_id}/load")
+    async def deployment_load(deployment_id: str, body: LoadChange) -> dict[str, Any]:
+        return gw.local_set_load(deployment_id, body.requests_per_second)
 
     @r.get("/deployments/{deployment_id}/rate")
     async def deployment_rate(deployment_id: str) -> dict[str, Any]:

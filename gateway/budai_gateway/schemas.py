@@ -82,6 +82,9 @@ class Model(BaseModel):
     status: ModelStatus
     metadata: dict[str, Any]
     progress_percent: float | None
+    downloaded_bytes: int | None = None
+    bytes_per_second: float | None = None
+    eta_seconds: float | None = None
     error: str | None
     created_at: str
     updated_at: str
@@ -169,6 +172,16 @@ class DeploymentUpdate(Strict):
     )
 
 
+class ScalingDecision(BaseModel):
+    time: str
+    from_replicas: int
+    to_replicas: int
+    metric: str
+    observed: float
+    target: float
+    reason: str
+
+
 class Deployment(BaseModel):
     object: Literal["deployment"] = "deployment"
     id: str
@@ -182,6 +195,7 @@ class Deployment(BaseModel):
     auto_scaling: AutoScaling
     resources: Resources
     error: str | None
+    scaling_decisions: list[ScalingDecision] = []
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
@@ -256,6 +270,13 @@ class PipelineUpdate(Strict):
     )
 
 
+class LastExecution(BaseModel):
+    id: str
+    status: str
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
 class Pipeline(BaseModel):
     object: Literal["pipeline"] = "pipeline"
     id: str
@@ -263,6 +284,7 @@ class Pipeline(BaseModel):
     description: str | None
     definition: dict[str, Any]
     status: PipelineStatus
+    last_execution: LastExecution | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str

@@ -30,6 +30,7 @@ from budai_gateway import __version__
 from budai_gateway.capacity import Node, Placement, Request, format_cpu
 from budai_gateway.config import ClusterSpec, Settings
 from budai_gateway.errors import APIError, not_found
+from budai_gateway.progress import DownloadProgress, progress_fields
 from budai_gateway.store import Doc, Store
 from budai_gateway.tenancy import acting_for
 
@@ -123,6 +124,10 @@ def measure_local(uri: str, roots: list[Path], deadline: float) -> tuple[int | N
         return None, f"cannot read {uri}: {exc.strerror or type(exc).__name__}"
 
 
+SCALING_HISTORY = 10
+"""Autoscaler decisions kept per deployment (newest last)."""
+
+
 class Gateway:
     """All state operations. One instance per app; methods run on the event loop."""
 
@@ -135,6 +140,8 @@ class Gateway:
         self.downloads: dict[str, asyncio.Task[None]] = {}
         self.runners: dict[str, asyncio.Task[None]] = {}
         self.request_log: dict[str, deque[float]] = {}
+        # Load set through /_local/deployments/{id}/load, added to the measured request rate.
+        self.synthetic_load: dict[str, float] = {}
         self.last_autoscale = 0.0
         self.wakeup = asyncio.Event()
         self.http: httpx.AsyncClient | None = None
@@ -230,6 +237,8 @@ class Gateway:
         docs, has_more = result
         if kind == "execution":
             docs = [self._execution_view(d) for d in docs]
+        elif kind == "pipeline":
+            docs = [self.pipeline_view(d) for d in docs]
         return {
             "object": "list",
             "data": docs,
@@ -313,6 +322,9 @@ class Gateway:
             "status": "downloading",
             "metadata": dict(body.get("metadata") or {}),
             "progress_percent": 0.0,
+            "downloaded_bytes": 0,
+            "bytes_per_second": None,
+            "eta_seconds": None,
             "error": None,
             "created_at": iso(now),
             "updated_at": iso(now),
@@ -364,6 +376,8 @@ class Gateway:
     def _finish_model(doc: Doc, size: int | None) -> None:
         doc["status"] = "available"
         doc["size_bytes"] = size
+        doc["downloaded_bytes"] = size
+        doc["bytes_per_second"] = doc["eta_seconds"] = None
         doc["progress_percent"] = None
         doc["error"] = None
         doc["updated_at"] = iso()
@@ -371,6 +385,7 @@ class Gateway:
     @staticmethod
     def _fail_model(doc: Doc, message: str) -> None:
         doc["status"] = "error"
+        doc["bytes_per_second"] = doc["eta_seconds"] = None
         doc["progress_percent"] = None
         doc["error"] = message
         doc["updated_at"] = iso()
@@ -473,6 +488,7 @@ class Gateway:
                         "cap (limits.download_max_bytes)"
                     )
                 done = 0
+                progress = DownloadProgress(total)
                 last_save = time.monotonic()
                 with target.open("wb") as fh:
                     async for chunk in resp.aiter_raw():
@@ -483,15 +499,13 @@ class Gateway:
                                 "(limits.download_max_bytes)"
                             )
                         fh.write(chunk)
+                        progress.update(done)
                         if time.monotonic() - last_save > 0.2:
                             last_save = time.monotonic()
                             cur = self.store.get("model", model_id)
                             if cur is None or cur["status"] != "downloading":
                                 return
-                            cur["size_bytes"] = total
-                            cur["progress_percent"] = (
-                                round(100.0 * done / total, 1) if total else None
-                            )
+                            cur.update(progress.fields())
                             self.store.put("model", cur)
             finally:
                 await resp.aclose()
@@ -543,7 +557,7 @@ class Gateway:
                     if done >= size:
                         self._finish_model(doc, size)
                     else:
-                        doc["progress_percent"] = round(100.0 * done / size, 1) if size else 0.0
+                        doc.update(progress_fields(done, size, rate * self.speed))
                     self.store.put("model", doc, internal)
         return busy
 
@@ -835,6 +849,7 @@ class Gateway:
             if now >= internal["delete_at"]:
                 self.store.delete("deployment", doc["id"])
                 self.request_log.pop(doc["id"], None)
+                self.synthetic_load.pop(doc["id"], None)
                 self._refresh_cluster_status(doc["cluster_id"])
             return
         model = self.store.get("model", doc["model_id"])
@@ -917,14 +932,15 @@ class Gateway:
 
     def request_rate(self, dep_id: str) -> float:
         window = self.scaled(self.settings.timings.autoscale_window_seconds)
+        synthetic = self.synthetic_load.get(dep_id, 0.0)
         q = self.request_log.get(dep_id)
         if not q:
-            return 0.0
+            return synthetic
         cutoff = time.monotonic() - window
         while q and q[0] < cutoff:
             q.popleft()
         # Requests are real events, so the rate is per real second; only the window is scaled.
-        return len(q) / window
+        return len(q) / window + synthetic
 
     def _autoscale(self, now: float) -> None:
         interval = self.scaled(self.settings.timings.autoscale_interval_seconds)
@@ -948,9 +964,43 @@ class Gateway:
                     desired,
                     rate,
                 )
+                self._record_decision(dep, desired, rate, target)
                 self._set_replicas(dep, desired)
                 dep["updated_at"] = iso()
                 self.store.put("deployment", dep)
+
+    def _record_decision(self, dep: Doc, desired: int, rate: float, target: float) -> None:
+        """Keep the autoscaler's last decisions on the deployment: why it scaled, and when."""
+        direction = "up" if desired > dep["replicas"] else "down"
+        decision = {
+            "time": iso(),
+            "from_replicas": dep["replicas"],
+            "to_replicas": desired,
+            "metric": "requests_per_second",
+            "observed": round(rate, 3),
+            "target": round(target, 3),
+            "reason": (
+                f"scaled {direction} from {dep['replicas']} to {desired}: {rate:.2f} req/s "
+                f"observed, target {target:.2f} req/s per replica (target_cpu "
+                f"{dep['auto_scaling']['target_cpu']}%)"
+            ),
+        }
+        history = [*dep.get("scaling_decisions", []), decision]
+        dep["scaling_decisions"] = history[-SCALING_HISTORY:]
+
+    def local_set_load(self, dep_id: str, requests_per_second: float) -> Doc:
+        """Out-of-band load for the autoscaler (tests, demos): added to the measured rate."""
+        self.get_deployment(dep_id)
+        if requests_per_second > 0:
+            self.synthetic_load[dep_id] = requests_per_second
+        else:
+            self.synthetic_load.pop(dep_id, None)
+        self.wakeup.set()
+        return {
+            "deployment_id": dep_id,
+            "synthetic_requests_per_second": requests_per_second,
+            "requests_per_second": self.request_rate(dep_id),
+        }
 
     # -- scheduler -----------------------------------------------------------------------------
 
@@ -1018,6 +1068,7 @@ class Gateway:
         self.downloads.clear()
         self.runners.clear()
         self.request_log.clear()
+        self.synthetic_load.clear()
         self.store.clear()
         shutil.rmtree(self.data_dir / "models", ignore_errors=True)
         self.seed()
@@ -1043,6 +1094,19 @@ class Gateway:
 
     def get_pipeline(self, pipe_id: str) -> Doc:
         return self._get("pipeline", pipe_id, "pipeline_id")
+
+    def pipeline_view(self, doc: Doc) -> Doc:
+        """The pipeline as the API shows it: with a summary of its newest execution."""
+        last = self.store.latest("execution", "pipeline_id", doc["id"])
+        summary = None
+        if last is not None:
+            summary = {
+                "id": last["id"],
+                "status": last["status"],
+                "started_at": last.get("started_at"),
+                "completed_at": last.get("completed_at"),
+            }
+        return {**doc, "last_execution": summary}
 
     def update_pipeline(self, pipe_id: str, body: dict[str, Any]) -> Doc:
         doc = self.get_pipeline(pipe_id)

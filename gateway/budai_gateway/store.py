@@ -247,6 +247,16 @@ class Store:
             ).fetchall()
         return [dict(json.loads(r[0])) for r in rows]
 
+    def latest(self, kind: str, field: str, value: Any) -> Doc | None:
+        """The newest object of ``kind`` whose ``field`` equals ``value`` (creation order)."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT data FROM objects WHERE kind = ? AND json_extract(data, '$.{field}') = ?"  # noqa: S608
+                " ORDER BY seq DESC LIMIT 1",
+                (kind, value),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def page(
         self,
         kind: str,

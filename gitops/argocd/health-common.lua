@@ -1,6 +1,9 @@
 -- The Bud operator writes kstatus conditions (Ready, Reconciling, Stalled) plus Synced, each with
 -- observedGeneration; this maps them onto Healthy / Progressing / Degraded / Suspended.
--- Argo CD runs Lua 5.1 (gopher-lua) without os/io, so only base, string and table are used.
+-- Argo CD runs argocd-cm health checks in gopher-lua (Lua 5.1) with only the base, table and
+-- package libraries (util/lua/lua.go; `string`, `math` and `os` are nil unless
+-- resource.customizations.useOpenLibs.<group_kind> is true), within one second. So these scripts
+-- use base functions and `..` only: no string.format, no ("x"):method(), no math.*.
 local hs = {}
 
 local function condition(name)
@@ -64,9 +67,8 @@ if annotations["bud.studio/paused"] == "true" then
 end
 
 if obj.status.observedGeneration < generation then
-  return result("Progressing", string.format(
-    "Waiting for the Bud operator to observe generation %d (observed %d)",
-    generation, obj.status.observedGeneration))
+  return result("Progressing", "Waiting for the Bud operator to observe generation "
+    .. tostring(generation) .. " (observed " .. tostring(obj.status.observedGeneration) .. ")")
 end
 
 -- Stalled (kstatus): a human must act (invalid spec, unauthorized, remote object gone).

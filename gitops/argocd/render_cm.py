@@ -22,6 +22,8 @@ HEADER = """\
 # Argo CD health checks for the Bud operator's custom resources. Merge into argocd-cm:
 #   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file argocd-cm.yaml
 # or list this file under `patches:` in the kustomization that installs Argo CD.
+# No resource.customizations.useOpenLibs.* key is needed (or set): the scripts use only the base,
+# table and package libraries Argo CD opens for argocd-cm health checks by default.
 apiVersion: v1
 kind: ConfigMap
 metadata:

@@ -729,6 +729,7 @@ class Runtime:
                     f"read cluster {cluster_id}",
                     st.gw.cluster(cluster_id, self.settings.cluster_interval),
                 )
+            cached_model = st.gw.models.entries.get(model_id) if model_id else None
             return reconcile_deployment(
                 ctx,
                 dspec,
@@ -738,10 +739,18 @@ class Runtime:
                 cluster_id=cluster_id,
                 cluster=cluster,
                 health=health,
+                model=cached_model.obj if cached_model else None,
             )
         if kind == "BudPipeline":
             actions = await st.gw.known_actions()
-            return reconcile_pipeline(ctx, cast(BudPipelineSpec, spec), obs, known_actions=actions)
+            last = (obs.remote or {}).get("last_execution")
+            return reconcile_pipeline(
+                ctx,
+                cast(BudPipelineSpec, spec),
+                obs,
+                known_actions=actions,
+                last_execution=last if isinstance(last, Mapping) else None,
+            )
         espec = cast(BudExecutionSpec, spec)
         pipeline_id, wait = self._resolve_ref(
             st,

@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from tests.chart.chartlib import CHART, CRD_NAMES, adopt_crds, wait_served
+from tests.fixtures.engines import Engines
 from tests.fixtures.kube import Kube
 from tests.gitops import kstatus
 from tests.gitops.lua_health import HEALTH_DIR, evaluate
@@ -174,10 +175,14 @@ def _wait_condition(
     raise AssertionError(f"{name}: no {ctype}={status} ({reason}): {json.dumps(obj.get('status'))}")
 
 
-def _gitops(obj: dict[str, Any]) -> tuple[str, str]:
-    """(Argo CD health, kstatus status) of a live BudModel, as tests/gitops computes them."""
-    argo, _ = evaluate(HEALTH_DIR / "bud.studio_BudModel" / "health.lua", obj)
-    return argo, kstatus.compute(obj).status
+def _gitops(engines: Engines, obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(Argo CD health, kstatus status) of a live BudModel from the real engines; the fast
+    stand-ins of tests/gitops must agree with them."""
+    argo, flux = engines.both(obj)
+    assert argo.error is None and flux.error is None, (argo, flux)
+    assert evaluate(HEALTH_DIR / "bud.studio_BudModel" / "health.lua", obj) == argo.pair
+    assert kstatus.compute(obj).status == flux.status
+    return argo.status, flux.status
 
 
 def _wait_ready(kube: Kube, ns: str, name: str, op: Operator, timeout: float) -> dict[str, Any]:
@@ -203,7 +208,7 @@ def _cleanup_model(kube: Kube, ns: str, name: str) -> None:
 
 
 def test_operator_works_with_exactly_the_chart_rbac(
-    kube: Kube, install: Install, gateway: Any, tmp_path: Path
+    kube: Kube, install: Install, gateway: Any, tmp_path: Path, engines: Engines
 ) -> None:
     ns = install.namespace
     op = Operator(kube, install, gateway, tmp_path)
@@ -214,13 +219,13 @@ def test_operator_works_with_exactly_the_chart_rbac(
         assert status["observedGeneration"] == obj["metadata"]["generation"]
         assert "bud.studio/finalizer" in obj["metadata"]["finalizers"]
         # What GitOps tools make of the live objects (same checks as tests/gitops).
-        assert _gitops(obj) == ("Healthy", "Current")
+        assert _gitops(engines, obj) == ("Healthy", "Current")
         kube.apply(_model(ns, "rbac-bad", "local", "/nonexistent/bud-rbac-test"))
         bad = _wait_condition(kube, ns, "rbac-bad", op, "Stalled", "True", None)
-        assert _gitops(bad) == ("Degraded", "Failed")
+        assert _gitops(engines, bad) == ("Degraded", "Failed")
         kube.kubectl("annotate", "budmodel", "rbac-ok", "-n", ns, "bud.studio/paused=true")
         paused = _wait_condition(kube, ns, "rbac-ok", op, "Synced", "False", "Paused")
-        assert _gitops(paused)[0] == "Suspended"
+        assert _gitops(engines, paused)[0] == "Suspended"
         # The operator could post Events with its token (core events: create).
         events = kube.get_json("events", "-n", ns,
                                "--field-selector", "involvedObject.name=rbac-ok")["items"]

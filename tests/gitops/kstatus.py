@@ -12,10 +12,13 @@ resources with kstatus. This implements the documented generic rules, in kstatus
    ``InProgress`` (reason ``LatestGenerationNotObserved``).
 3. The first of ``Reconciling``/``Stalled`` in ``status.conditions`` with status ``True`` decides:
    ``Reconciling`` -> ``InProgress``, ``Stalled`` -> ``Failed``.
-4. The README's fallback for resources that carry a ``Ready`` condition: ``True`` -> ``Current``,
-   ``False`` -> ``InProgress``. (The Go code of some releases skips this step and returns
-   ``Current``; ``strict_ready=False`` models that, and the tests check both readings.)
-5. Otherwise ``Current`` ("the absence of any known conditions means the resource is current").
+4. ``checkReadyCondition`` for resources that carry a ``Ready`` condition: ``True`` ->
+   ``Current`` ("Resource is Ready"), ``False`` or ``Unknown`` -> ``InProgress`` (its message).
+   ``strict_ready=False`` skips this step (a reading once suspected of some releases; v0.37.2
+   does run it, see ``tests/gitops/test_engines.py``, which checks this port against the real
+   ``status.Compute`` on every case).
+5. Otherwise ``Current`` ("Resource is current": "the absence of any known conditions means the
+   resource is current").
 """
 
 from __future__ import annotations
@@ -57,8 +60,10 @@ def compute(obj: dict[str, Any], *, strict_ready: bool = True) -> Result:
 
     if strict_ready:
         for cond in conditions:
-            if cond.get("type") == "Ready" and cond.get("status") == "True":
-                return Result("Current", cond.get("message", ""))
-            if cond.get("type") == "Ready" and cond.get("status") == "False":
+            if cond.get("type") != "Ready":
+                continue
+            if cond.get("status") == "True":
+                return Result("Current", "Resource is Ready")
+            if cond.get("status") in ("False", "Unknown"):
                 return Result("InProgress", cond.get("message", ""))
     return Result("Current", "Resource is current")

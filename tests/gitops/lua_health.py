@@ -1,9 +1,13 @@
-"""Run an Argo CD ``health.lua`` the way Argo CD does, for the tests in this folder.
+"""A fast stand-in for Argo CD's Lua engine, for unit tests; the real one is judged beside it.
 
-Argo CD evaluates health scripts with gopher-lua (Lua 5.1) and only the safe standard libraries
-(no ``os``, ``io``, ``require``), with the live object in the global ``obj``. ``lupa.lua51`` is a
-real Lua 5.1, and the script runs under ``setfenv`` with an environment that holds exactly those
-safe libraries, so a script that touches anything else fails here as it would in Argo CD.
+Argo CD (``util/lua/lua.go``, v3.6.1) runs an ``argocd-cm`` health check in gopher-lua (Lua 5.1)
+with ``SkipOpenLibs`` and then opens only ``package``, ``base`` and ``table`` plus its "safe os"
+(``time``/``date``, registered through ``RegisterModule(lua.TabLibName, ...)``, so they land in
+``table`` and ``os`` stays nil unless a script ``require``s it). ``string`` and ``math`` are not
+opened, and without the string library strings have no metatable, so ``("x"):format()`` fails too.
+``lupa.lua51`` is a real Lua 5.1; the script runs under ``setfenv`` with exactly that set, and the
+string metatable is removed. ``tests/gitops/test_engines.py`` shows that this agrees with the real
+engine (``tests/fixtures/engines.py``) on every recorded fixture and sandbox probe.
 """
 
 from __future__ import annotations
@@ -21,12 +25,27 @@ function(source, name, obj)
   if chunk == nil then
     error(err)
   end
-  local env = {
+  local safe_os = {time = os.time, date = os.date}
+  local tbl = {}
+  for k, v in pairs(table) do tbl[k] = v end
+  tbl.time, tbl.date = safe_os.time, safe_os.date
+  local loaded = {os = safe_os, table = tbl}
+  local env
+  env = {
     obj = obj, assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-    pcall = pcall, select = select, tonumber = tonumber, tostring = tostring, type = type,
-    unpack = unpack, string = string, table = table, math = math,
+    pcall = pcall, xpcall = xpcall, select = select, tonumber = tonumber, tostring = tostring,
+    type = type, unpack = unpack, rawget = rawget, rawset = rawset, rawequal = rawequal,
+    setmetatable = setmetatable, getmetatable = getmetatable, print = function() end,
+    _VERSION = _VERSION, table = tbl,
+    require = function(mod)
+      local m = loaded[mod]
+      if m == nil then error("module " .. tostring(mod) .. " not found") end
+      return m
+    end,
   }
+  env._G = env
   setfenv(chunk, env)
+  debug.setmetatable("", nil)
   local hs = chunk()
   return hs.status, hs.message
 end

@@ -157,6 +157,31 @@ class ClusterStatus(CRModel):
     """When the health was last read (RFC 3339)."""
 
 
+class ScalingDecisionStatus(CRModel):
+    """One decision of the gateway's autoscaler."""
+
+    time: str | None = None
+    """When it decided (RFC 3339)."""
+
+    from_replicas: int | None = None
+    """Replicas before."""
+
+    to_replicas: int | None = None
+    """Replicas after."""
+
+    metric: str | None = None
+    """What was measured (requests_per_second)."""
+
+    observed: float | None = None
+    """The measured value."""
+
+    target: float | None = None
+    """The target per replica it was held against."""
+
+    reason: str | None = None
+    """The autoscaler's own sentence."""
+
+
 class AutoScalingStatus(CRModel):
     """Autoscaling as the gateway runs it."""
 
@@ -174,6 +199,10 @@ class AutoScalingStatus(CRModel):
 
     target_memory: int | None = None
     """Target memory utilisation in percent."""
+
+    last_decisions: list[ScalingDecisionStatus] | None = Field(default=None, max_length=5)
+    """The autoscaler's last five decisions, oldest first (each is also an Event, reason
+    Scaled)."""
 
 
 class BudDeploymentStatus(CommonStatus):

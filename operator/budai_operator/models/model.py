@@ -80,6 +80,19 @@ class BudModelStatus(CommonStatus):
     progress_percent: float | None = Field(default=None, ge=0, le=100)
     """Download progress while downloading."""
 
+    downloaded_bytes: int | None = Field(default=None, ge=0)
+    """Bytes downloaded so far (the size once available)."""
+
+    bytes_per_second: float | None = Field(default=None, ge=0)
+    """Download rate over the last few seconds, while downloading."""
+
+    eta_seconds: float | None = Field(default=None, ge=0)
+    """Estimated seconds until the download completes, while downloading."""
+
+    download_simulated: bool | None = None
+    """True when the gateway simulates the download (a Hugging Face repository not in its local
+    cache): the bytes, rate and ETA are then simulated too."""
+
     error: str | None = None
     """Error reported by the gateway when state is error."""
 
@@ -97,6 +110,8 @@ BUD_MODEL = KindDef(
             STATE_COLUMN,
             PrinterColumn("Size", ".status.sizeBytes", "integer", "Size in bytes"),
             PrinterColumn("Progress", ".status.progressPercent", "number", "Download %"),
+            PrinterColumn("Rate", ".status.bytesPerSecond", "number", "Download bytes/s", 1),
+            PrinterColumn("ETA", ".status.etaSeconds", "number", "Seconds left to download"),
             REASON_COLUMN,
             ID_COLUMN,
             AGE_COLUMN,

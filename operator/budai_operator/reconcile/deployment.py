@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from budai.readiness import deployment_readiness
+
 from ..models import BudDeploymentSpec
 from . import conditions as c
 from . import quantity
@@ -117,6 +119,46 @@ def _cluster_status(
     return out
 
 
+DECISIONS_KEPT = 5
+
+
+def scaling_decisions(
+    ctx: Ctx, remote: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]] | None, list[Event]]:
+    """The autoscaler's last decisions for status, and an Event for each one status has not
+    recorded yet (newer than the newest decision already in status)."""
+    raw = remote.get("scaling_decisions")
+    if not isinstance(raw, list) or not raw:
+        return None, []
+    kept = [
+        strip_none(
+            {
+                "time": d.get("time"),
+                "fromReplicas": d.get("from_replicas"),
+                "toReplicas": d.get("to_replicas"),
+                "metric": d.get("metric"),
+                "observed": d.get("observed"),
+                "target": d.get("target"),
+                "reason": d.get("reason"),
+            }
+        )
+        for d in raw[-DECISIONS_KEPT:]
+        if isinstance(d, Mapping)
+    ]
+    before = (ctx.status.get("autoScaling") or {}).get("lastDecisions") or []
+    newest_seen = str(before[-1].get("time") or "") if before else ""
+    events = [
+        Event(
+            "Normal",
+            "Scaled",
+            str(d.get("reason") or f"scaled from {d.get('fromReplicas')} to {d.get('toReplicas')}"),
+        )
+        for d in kept
+        if str(d.get("time") or "") > newest_seen
+    ]
+    return kept, events
+
+
 def reconcile_deployment(
     ctx: Ctx,
     spec: BudDeploymentSpec,
@@ -127,6 +169,7 @@ def reconcile_deployment(
     cluster_id: str | None = None,
     cluster: Mapping[str, Any] | None = None,
     health: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
 ) -> Plan:
     """One level-based decision for a BudDeployment.
 
@@ -299,6 +342,8 @@ def reconcile_deployment(
     ready = int(remote.get("ready_replicas") or 0)
     desired = remote.get("replicas")
     remote_as = remote.get("auto_scaling")
+    decisions, scaled = scaling_decisions(ctx, remote)
+    plan.events.extend(scaled)
     set_fields(
         status,
         id=remote_id,
@@ -315,6 +360,7 @@ def reconcile_deployment(
                 "maxReplicas": remote_as.get("max_replicas"),
                 "targetCPU": remote_as.get("target_cpu"),
                 "targetMemory": remote_as.get("target_memory"),
+                "lastDecisions": decisions,
             }
         )
         if isinstance(remote_as, Mapping)
@@ -348,11 +394,11 @@ def reconcile_deployment(
             c.REPLICAS_READY, False, "ReplicasNotReady", f"{ready}/{desired} ready"
         )
 
+    verdict = deployment_readiness(remote, health, model)
     in_flight = bool(plan.actions) or state in ("pending", "deploying", "scaling", "deleting")
     in_flight = in_flight or (state == "active" and desired is not None and ready != desired)
     if state == "failed":
-        message = f"the deployment failed: {remote.get('error') or 'no reason given'}"
-        stalled_status(ctx, status, "DeploymentFailed", message, replicas_cond, cluster_cond)
+        stalled_status(ctx, status, verdict.reason, verdict.message, replicas_cond, cluster_cond)
     elif state == "stopped" and spec.stopped and not plan.actions:
         with_conditions(
             ctx,
@@ -364,27 +410,16 @@ def reconcile_deployment(
             replicas_cond,
             cluster_cond,
         )
-    elif health_state == "unhealthy":
-        message = f"cluster {cluster_id} is unhealthy: the deployment cannot serve"
-        in_flight_plan(ctx, status, "ClusterUnhealthy", message, replicas_cond, cluster_cond)
+    elif verdict.reason == "ClusterUnhealthy":
+        in_flight_plan(ctx, status, verdict.reason, verdict.message, replicas_cond, cluster_cond)
         in_flight = True
-    elif state == "active" and ready >= 1 and not plan.actions:
-        ready_plan(
-            ctx,
-            status,
-            "Active",
-            f"serving with {ready}/{desired} replicas ready",
-            replicas_cond,
-            cluster_cond,
-        )
+    elif verdict.ready and not plan.actions:
+        ready_plan(ctx, status, verdict.reason, verdict.message, replicas_cond, cluster_cond)
     else:
         if plan.actions:
             reason, message = "Updating", plan.actions[0].message
-        elif state == "pending" and remote.get("error"):
-            reason, message = "Pending", f"pending: {remote.get('error')}"
         else:
-            reason = (state or "Unknown").capitalize()
-            message = f"the deployment is {state} ({ready}/{desired} replicas ready)"
+            reason, message = verdict.reason, verdict.message
         in_flight_plan(ctx, status, reason, message, replicas_cond, cluster_cond)
     plan.requeue_after = ctx.poll(in_flight)
     return plan

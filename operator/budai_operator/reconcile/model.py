@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from budai.readiness import model_readiness
+
 from ..models import BudModelSpec
 from . import conditions as c
 from .common import (
@@ -177,74 +179,36 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
 
     status = plan.status
     state = remote.get("status")
+    downloading = state == "downloading"
     set_fields(
         status,
         id=remote_id,
         state=state,
         sizeBytes=remote.get("size_bytes"),
+        downloadedBytes=remote.get("downloaded_bytes"),
         progressPercent=remote.get("progress_percent"),
+        bytesPerSecond=remote.get("bytes_per_second") if downloading else None,
+        etaSeconds=remote.get("eta_seconds") if downloading else None,
+        downloadSimulated=True
+        if (remote.get("metadata") or {}).get("simulated_download")
+        else None,
         error=remote.get("error"),
         lastSyncTime=c.rfc3339(ctx.now),
     )
-    in_flight = bool(plan.actions)
-    if state == "available":
-        if plan.actions:
-            in_flight_plan(
-                ctx,
-                status,
-                "Updating",
-                plan.actions[0].message,
-                c.cond(c.MODEL_AVAILABLE, True, "Available", "the model is available"),
-            )
-        else:
-            ready_plan(
-                ctx,
-                status,
-                "Available",
-                "the model is available",
-                c.cond(c.MODEL_AVAILABLE, True, "Available", "the model is available"),
-            )
-    elif state == "downloading":
-        progress = remote.get("progress_percent")
-        message = "downloading" + (
-            f" ({progress:.0f}%)" if isinstance(progress, int | float) else ""
-        )
-        in_flight_plan(
-            ctx,
-            status,
-            "Downloading",
-            message,
-            c.cond(c.MODEL_AVAILABLE, False, "Downloading", message),
-        )
-        in_flight = True
-    elif state == "error":
-        message = f"the gateway reports the model failed: {remote.get('error') or 'unknown error'}"
-        stalled_status(
-            ctx,
-            status,
-            "ModelError",
-            message,
-            c.cond(c.MODEL_AVAILABLE, False, "ModelError", message),
-        )
-    elif state == "deleting":
-        message = "the remote model is being deleted"
-        in_flight_plan(
-            ctx,
-            status,
-            "RemoteDeleting",
-            message,
-            c.cond(c.MODEL_AVAILABLE, False, "Deleting", message),
-        )
-        in_flight = True
+    verdict = model_readiness(remote)
+    available = c.cond(c.MODEL_AVAILABLE, verdict.ready, verdict.reason, verdict.message)
+    in_flight = bool(plan.actions) or verdict.in_flight
+    if verdict.ready and plan.actions:
+        in_flight_plan(ctx, status, "Updating", plan.actions[0].message, available)
+    elif verdict.ready:
+        ready_plan(ctx, status, verdict.reason, verdict.message, available)
+    elif verdict.stalled:
+        stalled_status(ctx, status, verdict.reason, verdict.message, available)
     else:
-        message = f"the gateway reports state {state!r}"
-        in_flight_plan(
-            ctx,
-            status,
-            "Unknown",
-            message,
-            c.cond(c.MODEL_AVAILABLE, "Unknown", "Unknown", message),
-        )
-        in_flight = True
+        if state == "deleting":
+            available = c.cond(c.MODEL_AVAILABLE, False, "Deleting", verdict.message)
+        elif verdict.reason == "Unknown":
+            available = c.cond(c.MODEL_AVAILABLE, "Unknown", "Unknown", verdict.message)
+        in_flight_plan(ctx, status, verdict.reason, verdict.message, available)
     plan.requeue_after = ctx.poll(in_flight)
     return plan
