@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import Row, report
 from bench_operator import (
@@ -37,6 +35,7 @@ from bench_operator import (
     gateway_requests,
     kubectl,
     rss_mb,
+    wait_started,
     wait_until,
 )
 
@@ -85,16 +84,7 @@ async def phase(
     with log_path.open("wb") as log:
         op = subprocess.Popen(cmd, env=op_env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=2).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or op.poll() is not None:
-                raise RuntimeError("operator did not start:\n" + log_path.read_text()[-3000:])
-            await asyncio.sleep(0.5)
+        await wait_started(op, health_port, log_path)
         per = args.count // n_conn
         start = time.monotonic()
         await asyncio.gather(*(create_models(api, ns, per) for ns in namespaces))

@@ -92,6 +92,19 @@ def model_body(name: str) -> dict[str, Any]:
     }
 
 
+async def wait_started(op: subprocess.Popen[bytes], health_port: int, log_path: Path) -> None:
+    """Wait until the operator answers its health probe (60 s), or fail with its last log."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=2).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or op.poll() is not None:
+            raise RuntimeError("operator did not start:\n" + log_path.read_text()[-3000:])
+        await asyncio.sleep(0.5)
+
 async def gather_limited(n: int, coros: list[Awaitable[Any]]) -> list[Any]:
     sem = asyncio.Semaphore(n)
 
@@ -268,16 +281,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
             op = subprocess.Popen(cmd, env=op_env, stdout=log, stderr=subprocess.STDOUT)
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=2).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or op.poll() is not None:
-                    raise RuntimeError("operator did not start:\n" + log_path.read_text()[-3000:])
-                await asyncio.sleep(0.5)
+            await wait_started(op, health_port, log_path)
 
             start, op_cpu0, op_cp0 = time.monotonic(), cpu_s(op.pid), control_plane_cpu(env)
             await create_models(api, ns_op, args.count)

@@ -236,11 +236,8 @@ class Gateway:
         except OSError as err:
             log.warning("cannot re-read the API key file %s: %s", path, err.strerror)
             return False
-        if not text or text == self._key.get_secret_value():
+        if not self.set_key(text):
             return False
-        self._key = SecretStr(text)
-        self.client = self._make_client()
-        self._actions = None
         log.info("the API key file %s changed: using the new key", path)
         return True
 
