@@ -24,7 +24,7 @@ from budai_gateway import schemas as S
 from budai_gateway.config import Settings
 from budai_gateway.errors import APIError, error_body, loc_to_param, printable
 from budai_gateway.local import local_router
-from budai_gateway.middleware import GatewayMiddleware, Runtime
+from budai_gateway.middleware import GatewayMiddleware, RequestPolicy
 from budai_gateway.service import Gateway
 
 log = logging.getLogger("budai_gateway")
@@ -70,7 +70,7 @@ def _err(
 
 def create_app(settings: Settings) -> FastAPI:
     gw = Gateway(settings)
-    runtime = Runtime(
+    runtime = RequestPolicy(
         keys={k.key: k for k in settings.api_keys},
         rate_limit=settings.rate_limit.model_copy(),
         auth_failures=settings.limits.auth_failures,
@@ -174,7 +174,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(_api_router(gw), prefix="/v1")
     app.include_router(local_router(gw, runtime), prefix="/_local", responses=ERRORS)
-    app.add_middleware(GatewayMiddleware, gw=gw, runtime=runtime)
+    app.add_middleware(GatewayMiddleware, gw=gw, policy=runtime)
     _document_headers(app)
     return app
 

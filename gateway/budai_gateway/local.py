@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from budai_gateway.errors import APIError
 
 if TYPE_CHECKING:
-    from budai_gateway.middleware import Runtime
+    from budai_gateway.middleware import RequestPolicy
     from budai_gateway.service import Gateway
 
 
@@ -74,7 +74,7 @@ class RateLimitChange(BaseModel):
     refill_per_second: float = Field(gt=0)
 
 
-def local_router(gw: Gateway, rt: Runtime) -> APIRouter:
+def local_router(gw: Gateway, rt: RequestPolicy) -> APIRouter:
     from budai_gateway.middleware import FaultRule
 
     r = APIRouter(tags=["local controls"])

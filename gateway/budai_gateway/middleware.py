@@ -1,5 +1,10 @@
-"""The ASGI layer in front of the routes: request ids, body limit, auth and scopes, rate limits,
-fault injection and idempotency keys.
+"""The ASGI layer in front of the routes: a sequence of small stages, declared in order by
+:func:`stages` (ARCHITECTURE.md lists the same order; a test checks that the two agree).
+
+Each stage has one job and at most one reason to refuse. It sees the request as an
+:class:`Exchange`, and either answers (a :class:`Refusal`, rendered as the contract's error
+body), or calls the next stage and returns, or changes, what that one answers. Authentication
+and scope come before the body is read, so a refused request's body is never read.
 
 It is a plain ASGI middleware (not Starlette's ``BaseHTTPMiddleware``) because two faults need
 the raw connection: "drop before responding" and "do the work, then drop the response".
@@ -17,12 +22,13 @@ import random
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from budai_gateway.config import ApiKey, AuthFailureLimit, RateLimit
+from budai_gateway.config import ApiKey, AuthFailureLimit, RateLimit, Settings
 from budai_gateway.errors import error_bytes, printable
 from budai_gateway.service import Gateway
 from budai_gateway.store import IDEMPOTENCY, RESERVED
@@ -86,8 +92,10 @@ class Bucket:
 
 
 @dataclass
-class Runtime:
-    """In-memory controls: fault rules and token buckets (reset with the state)."""
+class RequestPolicy:
+    """What the stages decide with, kept in memory (reset with the state): the API keys, the
+    rate-limit and failed-authentication buckets, the injected fault rules and the per-key
+    idempotency locks."""
 
     keys: dict[str, ApiKey]
     rate_limit: RateLimit
@@ -97,53 +105,11 @@ class Runtime:
     auth_failures: AuthFailureLimit = field(default_factory=AuthFailureLimit)
     failed: dict[str, Bucket] = field(default_factory=dict)
 
-    def authenticate(self, headers: dict[str, str]) -> tuple[str, ApiKey | None]:
+    def authenticate(self, headers: Mapping[str, str]) -> tuple[str, ApiKey | None]:
         """(bearer token, its key or None)."""
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         return token, (self.keys.get(token) if token else None)
-
-    def authorize(
-        self, scope: Scope, token: str, key: ApiKey | None, method: str, path: str, local: bool
-    ) -> tuple[int, str, str, str | None, dict[str, str] | None] | None:
-        """The refusal (status, code, message, param, headers) of a non-public request, if any.
-
-        Checked from headers alone, before the body is read. A client that keeps failing
-        authentication is told to wait (429) without its keys being looked at.
-        """
-        client = str((scope.get("client") or ("unknown", 0))[0])
-        wait = self._failure_wait(client)
-        if wait is not None:
-            retry = str(max(1, math.ceil(wait)))
-            return (429, "too_many_failed_authentications",
-                    f"Too many failed authentications from this client; retry in {retry} s.",
-                    None, {"retry-after": retry})  # fmt: skip
-        if key is None:
-            self._record_failure(client)
-            if token:
-                return 401, "invalid_api_key", "Invalid API key.", None, None
-            return (401, "missing_api_key",
-                    "Missing API key: send 'Authorization: Bearer <key>'.", None, None)  # fmt: skip
-        who = hashlib.sha256(token.encode()).hexdigest()[:16]
-        # Every authenticated request counts, refused ones included.
-        if not local:
-            allowed, _, wait_s = self.take(who, consume=True)
-            if not allowed:
-                retry = str(max(1, math.ceil(wait_s)))
-                return (429, "rate_limit_exceeded", f"Rate limit exceeded; retry in {retry} s.",
-                        None, {"retry-after": retry})  # fmt: skip
-        needed = (
-            "local"
-            if local
-            else "admin"
-            if method in MUTATING and (method, path) not in READ_WRITES
-            else "read"
-        )
-        if needed not in key.scopes():
-            return (403, "insufficient_scope",
-                    f"This API key has the '{key.scope}' scope; {method} {printable(path)} "
-                    f"needs '{needed}'.", None, None)  # fmt: skip
-        return None
 
     def _failure_bucket(self, client: str) -> Bucket:
         lim = self.auth_failures
@@ -157,13 +123,13 @@ class Runtime:
         b.last = now
         return b
 
-    def _failure_wait(self, client: str) -> float | None:
+    def failure_wait(self, client: str) -> float | None:
         b = self._failure_bucket(client)
         if b.tokens >= 1.0:
             return None
         return (1.0 - b.tokens) / self.auth_failures.refill_per_second
 
-    def _record_failure(self, client: str) -> None:
+    def record_failure(self, client: str) -> None:
         b = self._failure_bucket(client)
         b.tokens = max(b.tokens - 1.0, 0.0)
 
@@ -256,210 +222,420 @@ def _canonical_body(body: bytes) -> bytes:
         return body  # not JSON (or absurdly nested): compare the bytes
 
 
-class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, gw: Gateway, runtime: Runtime) -> None:
-        self.app = app
-        self.gw = gw
-        self.rt = runtime
+# -- what passes between the stages ----------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # The project set for this request must not outlive it (in-process transports share
-        # the caller's context).
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error answer; :class:`Respond` renders it as the contract's error body."""
+
+    status: int
+    code: str
+    message: str
+    param: str | None = None
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole answer held back (buffered), sent as it is."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+# ``None``: answered already (streamed through, connection dropped, or the client left).
+Outcome = Refusal | Reply | None
+
+
+@dataclass
+class Exchange:
+    """One HTTP request on its way through the stages, and what they learnt about it."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    method: str
+    path: str
+    headers: dict[str, str]
+    request_id: str = ""
+    token: str = ""
+    key: ApiKey | None = None
+    who: str = "anonymous"  # whose rate-limit bucket the answer reports
+    extra: dict[str, str] = field(default_factory=dict)  # headers every answer carries
+    body: bytes = b""
+    buffer: bool = False  # hold the app's answer back (to store it, or to drop it)
+
+    @classmethod
+    def of(cls, scope: Scope, receive: Receive, send: Send) -> Exchange:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        return cls(scope, receive, send, scope["method"], scope["path"], headers)
+
+    @property
+    def public(self) -> bool:
+        return self.path in PUBLIC_PATHS
+
+    @property
+    def local(self) -> bool:
+        return self.path.startswith("/_local")
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """The Idempotency-Key when it applies: a mutating, authenticated, non-local request."""
+        idem = self.headers.get("idempotency-key")
+        if idem is None or self.method not in MUTATING or self.local or self.key is None:
+            return None
+        return idem
+
+
+Next = Callable[[Exchange], Awaitable[Outcome]]
+
+
+class Stage(Protocol):
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome: ...
+
+
+class Check:
+    """A stage that only looks at the request: it refuses it, or lets it on."""
+
+    def applies(self, ex: Exchange) -> bool:
+        return True
+
+    def check(self, ex: Exchange) -> Refusal | None:
+        raise NotImplementedError
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
+        if self.applies(ex):
+            refusal = self.check(ex)
+            if refusal is not None:
+                return refusal
+        return await call_next(ex)
+
+
+class Guarded(Check):
+    """A check of the non-public paths only."""
+
+    def applies(self, ex: Exchange) -> bool:
+        return not ex.public
+
+
+def _retry_after(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+# -- the stages, in the order they run --------------------------------------------------------
+
+
+class IsolateProject:
+    """The project set for this request must not outlive it (in-process transports share the
+    caller's context)."""
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
         token = current_project.set(None)
         try:
-            await self._handle(scope, receive, send)
+            return await call_next(ex)
         finally:
             current_project.reset(token)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method: str = scope["method"]
-        path: str = scope["path"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        rid = headers.get("x-request-id", "")
+
+@dataclass
+class Respond:
+    """Sends what the stages below answered; a refusal carries the rate-limit headers as they
+    stand at that moment."""
+
+    policy: RequestPolicy
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
+        outcome = await call_next(ex)
+        if isinstance(outcome, Refusal):
+            _, rl_headers, _ = self.policy.take(ex.who, consume=False)
+            headers = {**ex.extra, **rl_headers, **(outcome.headers or {})}
+            headers.setdefault("content-type", "application/json")
+            body = error_bytes(
+                outcome.status, outcome.code, outcome.message, outcome.param, ex.request_id
+            )
+            outcome = Reply(outcome.status, headers, body)
+        if outcome is not None:
+            await send_reply(ex.send, outcome)
+        return None
+
+
+class RequestId(Check):
+    """Every answer carries an ``x-request-id``: the client's when it is sane, else a new one."""
+
+    def check(self, ex: Exchange) -> None:
+        rid = ex.headers.get("x-request-id", "")
         if not _REQUEST_ID.match(rid):
             rid = "req_" + secrets.token_hex(12)
-        scope.setdefault("state", {})["request_id"] = rid
-        public = path in PUBLIC_PATHS
-        local = path.startswith("/_local")
-        token, key = self.rt.authenticate(headers)
+        ex.scope.setdefault("state", {})["request_id"] = rid
+        ex.request_id = rid
+        ex.extra["x-request-id"] = rid
+
+
+@dataclass
+class Identify(Check):
+    """Which API key the bearer token is (refusing is for the stages after this one)."""
+
+    policy: RequestPolicy
+
+    def check(self, ex: Exchange) -> None:
+        ex.token, ex.key = self.policy.authenticate(ex.headers)
         # Buckets are per key (names in a config file need not be unique).
-        who = hashlib.sha256(token.encode()).hexdigest()[:16] if key else "anonymous"
-        extra: dict[str, str] = {"x-request-id": rid}
+        if ex.key is not None:
+            ex.who = hashlib.sha256(ex.token.encode()).hexdigest()[:16]
 
-        async def error(
-            status: int,
-            code: str,
-            message: str,
-            param: str | None = None,
-            more: dict[str, str] | None = None,
-        ) -> None:
-            _, rl_headers, _ = self.rt.take(who, consume=False)
-            hdrs = {**extra, **rl_headers, **(more or {})}
-            body = error_bytes(status, code, message, param, rid)
-            await _send_simple(send, status, body, hdrs)
 
-        # Authentication and scope come first: a refused request's body is never read.
-        if not public:
-            refusal = self.rt.authorize(scope, token, key, method, path, local)
-            if refusal is not None:
-                await error(*refusal)
-                return
-            assert key is not None
-            # The key is its project: every object query below is scoped to it. The /_local/
-            # controls act on the whole gateway, so they stay unscoped.
-            state = scope["state"]
-            state["project"] = None if local else key.project
-            state["scopes"] = key.scopes()
-            state["key_name"] = key.name
-            current_project.set(state["project"])
-        _, rl_headers, _ = self.rt.take(who, consume=False)
-        extra.update(rl_headers)
+@dataclass
+class FailedAuthLimit(Guarded):
+    """A client that keeps failing authentication is told to wait (429), without its keys
+    being looked at."""
 
-        # Body, bounded in size, in time (a slow sender) and in nesting.
-        limits = self.gw.settings.limits
-        limit = self.gw.settings.max_body_bytes
+    policy: RequestPolicy
+
+    def check(self, ex: Exchange) -> Refusal | None:
+        client = str((ex.scope.get("client") or ("unknown", 0))[0])
+        wait = self.policy.failure_wait(client)
+        if wait is None:
+            return None
+        retry = _retry_after(wait)
+        return Refusal(429, "too_many_failed_authentications",
+                       f"Too many failed authentications from this client; retry in {retry} s.",
+                       None, {"retry-after": retry})  # fmt: skip
+
+
+@dataclass
+class RequireKey(Guarded):
+    """No key, no entry (401); each refusal counts against the client's failure bucket."""
+
+    policy: RequestPolicy
+
+    def check(self, ex: Exchange) -> Refusal | None:
+        if ex.key is not None:
+            return None
+        self.policy.record_failure(str((ex.scope.get("client") or ("unknown", 0))[0]))
+        if ex.token:
+            return Refusal(401, "invalid_api_key", "Invalid API key.")
+        return Refusal(
+            401, "missing_api_key", "Missing API key: send 'Authorization: Bearer <key>'."
+        )
+
+
+@dataclass
+class RateLimitPerKey(Check):
+    """Every authenticated request takes a token from its key's bucket, refused ones included
+    (429 when empty; the /_local/ controls are not counted). Every answer says where the
+    bucket stands."""
+
+    policy: RequestPolicy
+
+    def check(self, ex: Exchange) -> Refusal | None:
+        if not ex.public and not ex.local:
+            allowed, _, wait = self.policy.take(ex.who, consume=True)
+            if not allowed:
+                retry = _retry_after(wait)
+                message = f"Rate limit exceeded; retry in {retry} s."
+                return Refusal(429, "rate_limit_exceeded", message, None, {"retry-after": retry})
+        _, rl_headers, _ = self.policy.take(ex.who, consume=False)
+        ex.extra.update(rl_headers)
+        return None
+
+
+class RequireScope(Guarded):
+    """The key's scope covers the request (403): reads need 'read', writes 'admin', the
+    /_local/ controls 'local'."""
+
+    def check(self, ex: Exchange) -> Refusal | None:
+        assert ex.key is not None
+        if ex.local:
+            needed = "local"
+        elif ex.method in MUTATING and (ex.method, ex.path) not in READ_WRITES:
+            needed = "admin"
+        else:
+            needed = "read"
+        if needed in ex.key.scopes():
+            return None
+        return Refusal(403, "insufficient_scope",
+                       f"This API key has the '{ex.key.scope}' scope; {ex.method} "
+                       f"{printable(ex.path)} needs '{needed}'.")  # fmt: skip
+
+
+class BindProject(Guarded):
+    """The key is its project: every object query below is scoped to it. The /_local/ controls
+    act on the whole gateway, so they stay unscoped."""
+
+    def check(self, ex: Exchange) -> None:
+        assert ex.key is not None
+        state = ex.scope["state"]
+        state["project"] = None if ex.local else ex.key.project
+        state["scopes"] = ex.key.scopes()
+        state["key_name"] = ex.key.name
+        current_project.set(state["project"])
+
+
+@dataclass
+class ReadBody:
+    """Reads the body, bounded in size (413) and in time, against a slow sender (408)."""
+
+    settings: Settings
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
+        limit = self.settings.max_body_bytes
+        timeout = self.settings.limits.body_timeout_seconds
+        too_large = Refusal(413, "request_too_large", f"Request body exceeds {limit} bytes.")
         try:
-            declared = int(headers.get("content-length", "0") or 0)
+            declared = int(ex.headers.get("content-length", "0") or 0)
         except ValueError:
             declared = 0
         if declared > limit:
-            await error(413, "request_too_large", f"Request body exceeds {limit} bytes.")
-            return
+            return too_large
         chunks: list[bytes] = []
         size = 0
         more_body = True
-        deadline = time.monotonic() + limits.body_timeout_seconds
+        deadline = time.monotonic() + timeout
         while more_body:
             try:
-                msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+                msg = await asyncio.wait_for(ex.receive(), max(deadline - time.monotonic(), 0.001))
             except TimeoutError:
-                await error(
-                    408,
-                    "request_timeout",
-                    f"The request body did not arrive within {limits.body_timeout_seconds:g} s"
-                    " (limits.body_timeout_seconds).",
-                    None,
-                    {"connection": "close"},
-                )
-                return
+                return Refusal(408, "request_timeout",
+                               f"The request body did not arrive within {timeout:g} s"
+                               " (limits.body_timeout_seconds).",
+                               None, {"connection": "close"})  # fmt: skip
             if msg["type"] == "http.disconnect":
-                return
+                return None
             part = msg.get("body", b"")
             size += len(part)
             if size > limit:
-                await error(413, "request_too_large", f"Request body exceeds {limit} bytes.")
-                return
+                return too_large
             chunks.append(part)
             more_body = msg.get("more_body", False)
-        body = b"".join(chunks)
-        depth = json_depth(body, limits.max_json_depth)
-        if depth > limits.max_json_depth:
-            await error(
-                422,
-                "invalid_body",
-                f"Request body nests deeper than {limits.max_json_depth} levels"
-                " (limits.max_json_depth).",
-            )
-            return
+        ex.body = b"".join(chunks)
+        return await call_next(ex)
 
-        drop_after = False
-        if not local:
-            for rule in list(self.rt.faults):
-                if not rule.matches(method, path):
-                    continue
-                if rule.probability < 1.0 and random.random() >= rule.probability:
-                    continue
-                rule.hits += 1
-                if rule.latency_seconds:
-                    await asyncio.sleep(rule.latency_seconds)
-                if rule.action == "status":
-                    more = {}
-                    if rule.retry_after is not None:
-                        more["retry-after"] = str(math.ceil(rule.retry_after))
-                    elif rule.status in (429, 503):
-                        more["retry-after"] = "1"
-                    await error(
-                        rule.status,
-                        "injected_fault",
-                        f"Injected fault: HTTP {rule.status}.",
-                        None,
-                        more,
-                    )
-                    return
-                if rule.action == "drop":
-                    await drop_connection()
-                    return
-                if rule.action == "drop_after":
-                    drop_after = True
-                break
 
-        idem = headers.get("idempotency-key")
-        if idem is not None and method in MUTATING and not local and key is not None:
-            if not 1 <= len(idem) <= 255:
-                await error(
-                    400,
-                    "invalid_idempotency_key",
-                    "Idempotency-Key must be 1 to 255 characters.",
-                    "Idempotency-Key",
-                )
-                return
-            key_hash = hashlib.sha256(token.encode()).hexdigest()
-            fp = _fingerprint(method, path, scope.get("query_string", b""), _canonical_body(body))
-            lock = self.rt.locks.setdefault((key_hash, idem), asyncio.Lock())
-            async with lock:
-                ttl = self.gw.settings.idempotency_ttl_seconds
-                stored = self.gw.store.idem_get(key_hash, idem, ttl)
-                if stored is not None:
-                    old_fp, status, old_headers, old_body = stored
-                    if old_fp != fp:
-                        await error(
-                            409,
-                            "idempotency_key_reused",
-                            "This Idempotency-Key was used with a different request.",
-                            "Idempotency-Key",
-                        )
-                        return
-                    if drop_after:
-                        await drop_connection()
-                        return
-                    if status == RESERVED:
-                        # The object was committed but its response was not stored (a crash
-                        # in between): answer with the object as it is now.
-                        status, old_headers, old_body = self._reserved_reply(old_headers)
-                    await _send_simple(
-                        send,
-                        status,
-                        old_body,
-                        {**old_headers, **extra, "idempotent-replayed": "true"},
-                    )
-                    return
-                token_var = IDEMPOTENCY.set([key_hash, idem, fp, False])
-                try:
-                    status, resp_headers, resp_body, streamed = await self._run(
-                        scope, body, send, extra, buffer=True
-                    )
-                finally:
-                    IDEMPOTENCY.reset(token_var)
-                if not streamed and status < 500 and status != 429:
-                    keep = {
-                        k: v for k, v in resp_headers.items() if k in ("content-type", "location")
-                    }
-                    self.gw.store.idem_put(key_hash, idem, fp, status, keep, resp_body)
-            if self.rt.locks.get((key_hash, idem)) is lock and not lock.locked():
-                self.rt.locks.pop((key_hash, idem), None)
-        else:
-            status, resp_headers, resp_body, streamed = await self._run(
-                scope, body, send, extra, buffer=drop_after
-            )
-        if streamed:
-            return
-        if drop_after:
+@dataclass
+class JsonDepth(Check):
+    """A body nests no deeper than limits.max_json_depth (422)."""
+
+    settings: Settings
+
+    def check(self, ex: Exchange) -> Refusal | None:
+        limit = self.settings.limits.max_json_depth
+        if json_depth(ex.body, limit) <= limit:
+            return None
+        message = f"Request body nests deeper than {limit} levels (limits.max_json_depth)."
+        return Refusal(422, "invalid_body", message)
+
+
+@dataclass
+class InjectFaults:
+    """The first matching fault rule (/_local/faults) acts: delay, answer with its status,
+    drop the connection before the work, or do the work and drop the answer."""
+
+    policy: RequestPolicy
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
+        rule = None if ex.local else self._pick(ex)
+        if rule is None:
+            return await call_next(ex)
+        if rule.latency_seconds:
+            await asyncio.sleep(rule.latency_seconds)
+        if rule.action == "status":
+            more = {}
+            if rule.retry_after is not None:
+                more["retry-after"] = str(math.ceil(rule.retry_after))
+            elif rule.status in (429, 503):
+                more["retry-after"] = "1"
+            return Refusal(rule.status, "injected_fault", f"Injected fault: HTTP {rule.status}.",
+                           None, more)  # fmt: skip
+        if rule.action == "drop":
             await drop_connection()
-            return
-        await _send_simple(send, status, resp_body, resp_headers, raw=True)
+            return None
+        if rule.action != "drop_after":
+            return await call_next(ex)  # latency only
+        ex.buffer = True
+        outcome = await call_next(ex)
+        if isinstance(outcome, Reply):  # refusals are still answered; streams are gone
+            await drop_connection()
+            return None
+        return outcome
+
+    def _pick(self, ex: Exchange) -> FaultRule | None:
+        for rule in list(self.policy.faults):
+            if not rule.matches(ex.method, ex.path):
+                continue
+            if rule.probability < 1.0 and random.random() >= rule.probability:
+                continue
+            rule.hits += 1
+            return rule
+        return None
+
+
+class IdempotencyKeyFormat(Check):
+    """An Idempotency-Key is 1 to 255 characters (400)."""
+
+    def applies(self, ex: Exchange) -> bool:
+        return ex.idempotency_key is not None
+
+    def check(self, ex: Exchange) -> Refusal | None:
+        if 1 <= len(ex.idempotency_key or "") <= 255:
+            return None
+        message = "Idempotency-Key must be 1 to 255 characters."
+        return Refusal(400, "invalid_idempotency_key", message, "Idempotency-Key")
+
+
+@dataclass
+class Idempotency:
+    """A retried write with the same Idempotency-Key gets the first answer again, not a second
+    object; the same key on a different request is refused (409). One request per key at a
+    time."""
+
+    policy: RequestPolicy
+    gw: Gateway
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
+        idem = ex.idempotency_key
+        if idem is None:
+            return await call_next(ex)
+        key_hash = hashlib.sha256(ex.token.encode()).hexdigest()
+        body = _canonical_body(ex.body)
+        fp = _fingerprint(ex.method, ex.path, ex.scope.get("query_string", b""), body)
+        lock = self.policy.locks.setdefault((key_hash, idem), asyncio.Lock())
+        async with lock:
+            stored = self.gw.store.idem_get(
+                key_hash, idem, self.gw.settings.idempotency_ttl_seconds
+            )
+            if stored is not None:
+                return self._replay(ex, fp, *stored)
+            ex.buffer = True
+            token = IDEMPOTENCY.set([key_hash, idem, fp, False])
+            try:
+                outcome = await call_next(ex)
+            finally:
+                IDEMPOTENCY.reset(token)
+            if isinstance(outcome, Reply) and outcome.status < 500 and outcome.status != 429:
+                keep = {
+                    k: v for k, v in outcome.headers.items() if k in ("content-type", "location")
+                }
+                self.gw.store.idem_put(key_hash, idem, fp, outcome.status, keep, outcome.body)
+        if self.policy.locks.get((key_hash, idem)) is lock and not lock.locked():
+            self.policy.locks.pop((key_hash, idem), None)
+        return outcome
+
+    def _replay(
+        self, ex: Exchange, fp: str, old_fp: str, status: int, headers: dict[str, Any], body: bytes
+    ) -> Refusal | Reply:
+        if old_fp != fp:
+            return Refusal(409, "idempotency_key_reused",
+                           "This Idempotency-Key was used with a different request.",
+                           "Idempotency-Key")  # fmt: skip
+        if status == RESERVED:
+            # The object was committed but its response was not stored (a crash in between):
+            # answer with the object as it is now.
+            status, headers, body = self._reserved_reply(headers)
+        replayed = {**headers, **ex.extra, "idempotent-replayed": "true"}
+        replayed.setdefault("content-type", "application/json")
+        return Reply(status, replayed, body)
 
     def _reserved_reply(self, reserved: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         found = self.gw.store.get_any(str(reserved.get("object_id", "")))
@@ -474,10 +650,17 @@ class GatewayMiddleware:
             doc = self.gw._execution_view(doc)
         return 201, headers, json.dumps(doc).encode()
 
-    async def _run(
-        self, scope: Scope, body: bytes, send: Send, extra: dict[str, str], buffer: bool
-    ) -> tuple[int, dict[str, str], bytes, bool]:
-        """Run the app. Buffer its response (returned) unless it streams or ``buffer`` is off."""
+
+@dataclass
+class Dispatch:
+    """Runs the app on the body read. Its answer streams through, unless a stage above asked
+    for it to be held back (and it is not an event stream). An unhandled error is a 500 with
+    the contract's body and the same headers as every other answer."""
+
+    app: ASGIApp
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
+        scope, body, extra, buffer = ex.scope, ex.body, ex.extra, ex.buffer
         sent = False
 
         async def replay() -> Message:
@@ -508,19 +691,11 @@ class GatewayMiddleware:
                     "text/event-stream"
                 ):
                     streaming = True
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": status,
-                            "headers": [
-                                (k.encode("latin-1"), v.encode("latin-1"))
-                                for k, v in resp_headers.items()
-                            ],
-                        }
-                    )
+                    await ex.send({"type": "http.response.start", "status": status,
+                                   "headers": _raw_headers(resp_headers)})  # fmt: skip
             elif message["type"] == "http.response.body":
                 if streaming:
-                    await send(message)
+                    await ex.send(message)
                 else:
                     parts.append(message.get("body", b""))
 
@@ -529,37 +704,65 @@ class GatewayMiddleware:
         except Exception as exc:
             if streaming:
                 raise  # the status line is gone; closing the connection is all that is left
-            # Answer here rather than in Starlette's outer handler, so the 500 carries the
+            # Answered here rather than in Starlette's outer handler, so the 500 carries the
             # contract's body and the same headers as every other response.
-            log.error(
-                "unhandled error on %s %s",
-                scope["method"],
-                printable(scope["path"]),
-                exc_info=exc,
-            )
-            rid = str(scope.get("state", {}).get("request_id", ""))
+            log.error("unhandled error on %s %s", ex.method, printable(ex.path), exc_info=exc)
             msg = f"Internal error: {type(exc).__name__}"
-            body = error_bytes(500, "internal_error", msg, None, rid)
-            resp_headers = {**extra, "content-type": "application/json"}
-            if not buffer:
-                await _send_simple(send, 500, body, resp_headers)
-                return 500, resp_headers, body, True
-            return 500, resp_headers, body, False
-        return status, resp_headers, b"".join(parts), streaming
+            error = error_bytes(500, "internal_error", msg, None, ex.request_id)
+            return Reply(500, {**extra, "content-type": "application/json"}, error)
+        return None if streaming else Reply(status, resp_headers, b"".join(parts))
 
 
-async def _send_simple(
-    send: Send, status: int, body: bytes, headers: dict[str, str], raw: bool = False
-) -> None:
-    hdrs = dict(headers)
-    if not raw:
-        hdrs.setdefault("content-type", "application/json")
-    hdrs["content-length"] = str(len(body))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in hdrs.items()],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+def stages(app: ASGIApp, gw: Gateway, policy: RequestPolicy) -> list[Stage]:
+    """The stages in the order they run: the outermost first, the app last."""
+    return [
+        IsolateProject(),
+        Respond(policy),
+        RequestId(),
+        Identify(policy),
+        FailedAuthLimit(policy),
+        RequireKey(policy),
+        RateLimitPerKey(policy),
+        RequireScope(),
+        BindProject(),
+        ReadBody(gw.settings),
+        JsonDepth(gw.settings),
+        InjectFaults(policy),
+        IdempotencyKeyFormat(),
+        Idempotency(policy, gw),
+        Dispatch(app),
+    ]
+
+
+async def run_stages(chain: Sequence[Stage], ex: Exchange) -> Outcome:
+    """Run ``ex`` through ``chain``; the last stage must answer without calling on."""
+
+    async def at(i: int, ex: Exchange) -> Outcome:
+        if i == len(chain):
+            raise RuntimeError("the last stage called on: nothing is left to answer")
+        return await chain[i](ex, lambda nxt: at(i + 1, nxt))
+
+    return await at(0, ex)
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, gw: Gateway, policy: RequestPolicy) -> None:
+        self.app = app
+        self.stages = stages(app, gw, policy)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await run_stages(self.stages, Exchange.of(scope, receive, send))
+
+
+def _raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    headers = {**reply.headers, "content-length": str(len(reply.body))}
+    await send({"type": "http.response.start", "status": reply.status,
+                "headers": _raw_headers(headers)})  # fmt: skip
+    await send({"type": "http.response.body", "body": reply.body, "more_body": False})

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from budai_gateway.config import ApiKey, Settings
-from budai_gateway.middleware import GatewayMiddleware, Runtime
+from budai_gateway.middleware import GatewayMiddleware, RequestPolicy
 from budai_gateway.service import Gateway
 
 
@@ -22,7 +22,7 @@ def test_unhandled_error_is_a_contract_500(tmp_path: Path) -> None:
 
     async def go() -> list[httpx.Response]:
         gw = Gateway(settings)
-        rt = Runtime(keys={"k": settings.api_keys[0]}, rate_limit=settings.rate_limit)
+        rt = RequestPolicy(keys={"k": settings.api_keys[0]}, rate_limit=settings.rate_limit)
         app = GatewayMiddleware(exploding_app, gw, rt)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
