@@ -2,16 +2,19 @@
 
 Each helper has the action's parameters as keyword arguments with their types (a template
 ``Expr`` is accepted wherever a value is), so mypy rejects a misspelled or wrongly typed
-parameter before anything is sent. Parameters left as ``None`` are not sent, which keeps
-definitions small and lets the gateway apply its defaults. Every helper also takes the step
-options ``depends_on``, ``condition``, ``retry`` and ``timeout`` (the step's ``timeout_seconds``).
+parameter before anything is sent. The parameters are those of the action's params model in
+``budai.pipeline_actions`` (``tests/dsl/test_action_helpers.py`` fails when they drift).
+Parameters left as ``None`` are not sent, which keeps definitions small and lets the gateway
+apply its defaults. Every helper also takes the step options ``depends_on``, ``condition``,
+``retry`` and ``timeout`` (the step's ``timeout_seconds``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from budai.pipeline_actions import HttpMethod, LogLevel
 from budai.types import AutoScaling, ChatCompletionMessageParam, ModelSource, Resources
 
 from ._expr import Expr
@@ -25,8 +28,6 @@ Str = str | Expr
 Int = int | Expr
 Float = float | Expr
 Bool = bool | Expr
-HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 def _given(**params: Any) -> dict[str, Any]:
