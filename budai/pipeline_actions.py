@@ -57,8 +57,11 @@ Array = Annotated[list[Any], BeforeValidator(lambda v: list(v) if isinstance(v, 
 Object = dict[str, Any]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 LogLevel = Literal["debug", "info", "warning", "error"]
-WAIT_DOC = "wait until the resource settles (default true)"
-WAIT_TIMEOUT_DOC = "give up waiting after this many seconds"
+# The two params of every action that waits for a resource to settle.
+WaitFlag = Annotated[
+    bool | None, Field(description="wait until the resource settles (default true)")
+]
+WaitTimeout = Annotated[float | None, Field(description="give up waiting after this many seconds")]
 
 
 class ActionParams(BaseModel):
@@ -142,8 +145,8 @@ class ModelAdd(ActionParams):
     source: ModelSource
     uri: str
     metadata: Object | None = None
-    wait: bool | None = Field(None, description=WAIT_DOC)
-    wait_timeout_seconds: float | None = Field(None, description=WAIT_TIMEOUT_DOC)
+    wait: WaitFlag = None
+    wait_timeout_seconds: WaitTimeout = None
 
 
 class ModelDelete(ActionParams):
@@ -151,8 +154,8 @@ class ModelDelete(ActionParams):
 
     action = "model_delete"
     model_id: str
-    wait: bool | None = Field(None, description=WAIT_DOC)
-    wait_timeout_seconds: float | None = Field(None, description=WAIT_TIMEOUT_DOC)
+    wait: WaitFlag = None
+    wait_timeout_seconds: WaitTimeout = None
 
 
 class DeploymentCreate(ActionParams):
@@ -166,8 +169,8 @@ class DeploymentCreate(ActionParams):
     replicas: int | None = None
     resources: Object | None = None
     auto_scaling: Object | None = None
-    wait: bool | None = Field(None, description=WAIT_DOC)
-    wait_timeout_seconds: float | None = Field(None, description=WAIT_TIMEOUT_DOC)
+    wait: WaitFlag = None
+    wait_timeout_seconds: WaitTimeout = None
 
 
 class DeploymentScale(ActionParams):
@@ -176,8 +179,8 @@ class DeploymentScale(ActionParams):
     action = "deployment_scale"
     deployment_id: str
     replicas: int
-    wait: bool | None = Field(None, description=WAIT_DOC)
-    wait_timeout_seconds: float | None = Field(None, description=WAIT_TIMEOUT_DOC)
+    wait: WaitFlag = None
+    wait_timeout_seconds: WaitTimeout = None
 
 
 class DeploymentDelete(ActionParams):
@@ -185,8 +188,8 @@ class DeploymentDelete(ActionParams):
 
     action = "deployment_delete"
     deployment_id: str
-    wait: bool | None = Field(None, description=WAIT_DOC)
-    wait_timeout_seconds: float | None = Field(None, description=WAIT_TIMEOUT_DOC)
+    wait: WaitFlag = None
+    wait_timeout_seconds: WaitTimeout = None
 
 
 class ClusterHealth(ActionParams):

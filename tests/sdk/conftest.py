@@ -1,9 +1,11 @@
 """Fixtures of the SDK tests: a real local HTTP server (``server``), the small in-memory API on
-it (``fake``), and clients pointed at it with retries that do not sleep for long."""
+it (``fake``), and clients pointed at it with retries that do not sleep for long; the real
+local gateway, reset (``gw``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -38,6 +40,15 @@ def client(server: ScriptedServer, fake: FakeBud) -> Iterator[BudClient]:
 async def aclient(server: ScriptedServer, fake: FakeBud) -> AsyncIterator[AsyncBudClient]:
     async with AsyncBudClient(api_key=API_KEY, base_url=server.url, timeout=5) as c:
         yield c
+
+
+@pytest.fixture
+def gw(gateway: Any) -> Iterator[Any]:
+    """The session's real local gateway, reset and without faults."""
+    gateway.reset()
+    gateway.clear_faults()
+    yield gateway
+    gateway.clear_faults()
 
 
 @pytest.fixture

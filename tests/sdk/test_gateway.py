@@ -15,14 +15,6 @@ from budai.types import Deployment, Model
 
 
 @pytest.fixture
-def gw(gateway: Any) -> Iterator[Any]:
-    gateway.reset()
-    gateway.clear_faults()
-    yield gateway
-    gateway.clear_faults()
-
-
-@pytest.fixture
 def bud(gw: Any) -> Iterator[BudClient]:
     with BudClient(api_key=gw.api_key, base_url=gw.url, timeout=10) as c:
         yield c

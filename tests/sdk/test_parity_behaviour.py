@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +24,6 @@ from budai import exceptions as exc
 Record = list[dict[str, Any]]
 _ID = re.compile(r"\b[a-z]+_[0-9a-f]{20}\b|\breq_[0-9a-f]{24}\b")
 _VOLATILE = re.compile(r"(_at|_seconds|duration\w*)$")
-
-
-@pytest.fixture
-def gw(gateway: Any) -> Iterator[Any]:
-    gateway.reset()
-    gateway.clear_faults()
-    yield gateway
-    gateway.clear_faults()
 
 
 class Names:
