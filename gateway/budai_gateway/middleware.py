@@ -651,6 +651,55 @@ class Idempotency:
         return 201, headers, json.dumps(doc).encode()
 
 
+def _replayed(body: bytes) -> Receive:
+    """The app's receive(): the body already read, then (while it streams) no disconnect."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        # Starlette waits for a disconnect while streaming; park until cancelled.
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+@dataclass
+class _Capture:
+    """The app's send(): the answer, with the headers every answer carries, streams through
+    unless it is to be held back (``buffer``, and not an event stream)."""
+
+    send: Send
+    extra: Mapping[str, str]
+    buffer: bool
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    parts: list[bytes] = field(default_factory=list)
+    streaming: bool = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1")
+                for k, v in message.get("headers", [])
+            }
+            self.headers.update(self.extra)
+            event_stream = self.headers.get("content-type", "").startswith("text/event-stream")
+            if not self.buffer or event_stream:
+                self.streaming = True
+                await self.send({"type": "http.response.start", "status": self.status,
+                                 "headers": _raw_headers(self.headers)})  # fmt: skip
+        elif message["type"] == "http.response.body":
+            if self.streaming:
+                await self.send(message)
+            else:
+                self.parts.append(message.get("body", b""))
+
+
 @dataclass
 class Dispatch:
     """Runs the app on the body read. Its answer streams through, unless a stage above asked
@@ -660,57 +709,21 @@ class Dispatch:
     app: ASGIApp
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
-        scope, body, extra, buffer = ex.scope, ex.body, ex.extra, ex.buffer
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            # Starlette waits for a disconnect while streaming; park until cancelled.
-            await asyncio.Event().wait()
-            return {"type": "http.disconnect"}
-
-        status = 500
-        resp_headers: dict[str, str] = {}
-        parts: list[bytes] = []
-        streaming = False
-
-        async def capture(message: Message) -> None:
-            nonlocal status, resp_headers, streaming
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                raw = [
-                    (k.decode("latin-1").lower(), v.decode("latin-1"))
-                    for k, v in message.get("headers", [])
-                ]
-                resp_headers = dict(raw)
-                resp_headers.update(extra)
-                if not buffer or resp_headers.get("content-type", "").startswith(
-                    "text/event-stream"
-                ):
-                    streaming = True
-                    await ex.send({"type": "http.response.start", "status": status,
-                                   "headers": _raw_headers(resp_headers)})  # fmt: skip
-            elif message["type"] == "http.response.body":
-                if streaming:
-                    await ex.send(message)
-                else:
-                    parts.append(message.get("body", b""))
-
+        capture = _Capture(ex.send, ex.extra, ex.buffer)
         try:
-            await self.app(scope, replay, capture)
+            await self.app(ex.scope, _replayed(ex.body), capture)
         except Exception as exc:
-            if streaming:
+            if capture.streaming:
                 raise  # the status line is gone; closing the connection is all that is left
             # Answered here rather than in Starlette's outer handler, so the 500 carries the
             # contract's body and the same headers as every other response.
             log.error("unhandled error on %s %s", ex.method, printable(ex.path), exc_info=exc)
             msg = f"Internal error: {type(exc).__name__}"
             error = error_bytes(500, "internal_error", msg, None, ex.request_id)
-            return Reply(500, {**extra, "content-type": "application/json"}, error)
-        return None if streaming else Reply(status, resp_headers, b"".join(parts))
+            return Reply(500, {**ex.extra, "content-type": "application/json"}, error)
+        if capture.streaming:
+            return None
+        return Reply(capture.status, capture.headers, b"".join(capture.parts))
 
 
 def stages(app: ASGIApp, gw: Gateway, policy: RequestPolicy) -> list[Stage]:
