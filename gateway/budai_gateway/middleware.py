@@ -281,6 +281,11 @@ class Exchange:
         return self.path.startswith("/_local")
 
     @property
+    def client(self) -> str:
+        """The client's address: what failed authentications are counted by."""
+        return str((self.scope.get("client") or ("unknown", 0))[0])
+
+    @property
     def idempotency_key(self) -> str | None:
         """The Idempotency-Key when it applies: a mutating, authenticated, non-local request."""
         idem = self.headers.get("idempotency-key")
@@ -388,14 +393,13 @@ class Identify(Check):
 
 @dataclass
 class FailedAuthLimit(Guarded):
-    """A client that keeps failing authentication is told to wait (429), without its keys
-    being looked at."""
+    """A client that keeps failing authentication is told to wait (429), whatever key it sends
+    now."""
 
     policy: RequestPolicy
 
     def check(self, ex: Exchange) -> Refusal | None:
-        client = str((ex.scope.get("client") or ("unknown", 0))[0])
-        wait = self.policy.failure_wait(client)
+        wait = self.policy.failure_wait(ex.client)
         if wait is None:
             return None
         retry = _retry_after(wait)
@@ -413,7 +417,7 @@ class RequireKey(Guarded):
     def check(self, ex: Exchange) -> Refusal | None:
         if ex.key is not None:
             return None
-        self.policy.record_failure(str((ex.scope.get("client") or ("unknown", 0))[0]))
+        self.policy.record_failure(ex.client)
         if ex.token:
             return Refusal(401, "invalid_api_key", "Invalid API key.")
         return Refusal(
