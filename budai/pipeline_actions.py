@@ -1,6 +1,6 @@
 """THE action catalogue: every built-in pipeline action, its params as a pydantic model.
 
-One class per action (its docstring is the action's description) and one line in ``ACTIONS``.
+One class per action (its docstring is the action's description) and one line in ``_MODELS``.
 Everything else comes from the models: the JSON schema ``GET /v1/actions`` serves
 (``catalogue()``), the params check the gateway and the DSL both run (``param_problems``), and
 the DSL helpers' keyword types (``tests/dsl/test_action_helpers.py`` fails when they drift).
