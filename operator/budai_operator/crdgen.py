@@ -75,6 +75,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         elif key == "items":
             out[key] = _resolve(value, defs)
         elif key == "additionalProperties":
+            if value is False:
+                # Status models forbid unknown fields in Python; a structural schema says the
+                # same by listing `properties` (the API server prunes the rest).
+                continue
             if value is True or value == {}:
                 out["x-kubernetes-preserve-unknown-fields"] = True
             else:

@@ -12,6 +12,7 @@ from ._base import (
     KindDef,
     ManagedSpec,
     ObjectRef,
+    StatusModel,
 )
 from .connection import (
     BUD_CONNECTION,
@@ -37,6 +38,10 @@ from .pipeline import BUD_PIPELINE, BudPipelineSpec, BudPipelineStatus, Pipeline
 KINDS: tuple[KindDef, ...] = (BUD_MODEL, BUD_DEPLOYMENT, BUD_PIPELINE, BUD_EXECUTION)
 """The managed kinds (each drives one remote object)."""
 CONNECTION_KINDS: tuple[KindDef, ...] = (BUD_CONNECTION, CLUSTER_BUD_CONNECTION)
+STATUS_MODELS: dict[str, type[CommonStatus]] = {
+    k.crd.kind: k.status for k in (*KINDS, *CONNECTION_KINDS)
+}
+"""Kind -> the model every status the operator writes for it is built through."""
 
 __all__ = [
     "API_VERSION",
@@ -49,6 +54,7 @@ __all__ = [
     "CONNECTION_KINDS",
     "GROUP",
     "KINDS",
+    "STATUS_MODELS",
     "VERSION",
     "AutoScaling",
     "BudConnectionSpec",
@@ -75,5 +81,6 @@ __all__ = [
     "ObjectRef",
     "PipelineDefinition",
     "Resources",
+    "StatusModel",
     "Step",
 ]

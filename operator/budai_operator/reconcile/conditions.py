@@ -6,10 +6,12 @@ list byte-for-byte identical and GitOps tools never see flapping.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from ..models import Condition
 
 READY = "Ready"
 RECONCILING = "Reconciling"
@@ -87,6 +89,25 @@ def merge(
     ordered = [current.pop(t) for t in ORDER if t in current]
     ordered.extend(current[t] for t in sorted(current))
     return ordered
+
+
+def merged(
+    previous: Sequence[Condition] | None,
+    updates: Iterable[Cond],
+    *,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """`merge` for a typed status: the same rules, `Condition` models in and out."""
+    wire = merge(
+        [p.to_wire() for p in previous or ()], updates, generation=generation, now=now
+    )
+    return [Condition.model_validate(item) for item in wire]
+
+
+def find(conditions: Sequence[Condition] | None, type_: str) -> Condition | None:
+    """The typed condition of the given type, if present."""
+    return next((item for item in conditions or () if item.type == type_), None)
 
 
 def get(conditions: Iterable[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:
