@@ -183,9 +183,7 @@ def base_status(ctx: Ctx, model: type[S]) -> S:
 
 def with_conditions(ctx: Ctx, status: S, *updates: c.Cond) -> S:
     """Merge condition updates into `status` (in place) and return it."""
-    status.conditions = c.merged(
-        status.conditions, updates, generation=ctx.generation, now=ctx.now
-    )
+    status.conditions = c.merged(status.conditions, updates, generation=ctx.generation, now=ctx.now)
     return status
 
 
@@ -362,7 +360,9 @@ def delete_plan(
     if policy == "Orphan" or remote_id is None:
         why = "deletionPolicy is Orphan" if remote_id else "no remote object was created"
         message = f"left the remote {noun} {remote_id} in place: {why}" if remote_id else why
-        return Plan(status=status.to_wire(), events=[Event("Normal", "Orphaned", message)], done=True)
+        return Plan(
+            status=status.to_wire(), events=[Event("Normal", "Orphaned", message)], done=True
+        )
     if observation.gone:
         return Plan(
             status=status.to_wire(),

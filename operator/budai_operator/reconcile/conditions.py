@@ -99,9 +99,7 @@ def merged(
     now: datetime,
 ) -> list[Condition]:
     """`merge` for a typed status: the same rules, `Condition` models in and out."""
-    wire = merge(
-        [p.to_wire() for p in previous or ()], updates, generation=generation, now=now
-    )
+    wire = merge([p.to_wire() for p in previous or ()], updates, generation=generation, now=now)
     return [Condition.model_validate(item) for item in wire]
 
 

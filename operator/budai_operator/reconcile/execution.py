@@ -123,9 +123,7 @@ def reconcile_execution(
             )
         if pipeline_id is None:
             message = pipeline_wait or "waiting for the pipeline"
-            status = in_flight_plan(
-                ctx, base_status(ctx, EXECUTION), "WaitingForPipeline", message
-            )
+            status = in_flight_plan(ctx, base_status(ctx, EXECUTION), "WaitingForPipeline", message)
             return Plan(
                 status=status.to_wire(),
                 requeue_after=ctx.poll(True),
