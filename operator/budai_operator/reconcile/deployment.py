@@ -130,7 +130,7 @@ DEPLOYMENT = BudDeploymentStatus
 
 
 def scaling_decisions(
-    ctx: Ctx, remote: Mapping[str, Any]
+    previous: BudDeploymentStatus, remote: Mapping[str, Any]
 ) -> tuple[list[ScalingDecisionStatus] | None, list[Event]]:
     """The autoscaler's last decisions for status, and an Event for each one status has not
     recorded yet (newer than the newest decision already in status)."""
@@ -150,8 +150,8 @@ def scaling_decisions(
         for d in raw[-DECISIONS_KEPT:]
         if isinstance(d, Mapping)
     ]
-    before = (ctx.status.get("autoScaling") or {}).get("lastDecisions") or []
-    newest_seen = str(before[-1].get("time") or "") if before else ""
+    before = (previous.auto_scaling.last_decisions if previous.auto_scaling else None) or []
+    newest_seen = (before[-1].time or "") if before else ""
     events = [
         Event(
             "Normal",
@@ -351,9 +351,10 @@ def reconcile_deployment(
     ready = int(remote.get("ready_replicas") or 0)
     desired = remote.get("replicas")
     remote_as = remote.get("auto_scaling")
-    decisions, scaled = scaling_decisions(ctx, remote)
+    status = base_status(ctx, DEPLOYMENT)
+    decisions, scaled = scaling_decisions(status, remote)
     plan.events.extend(scaled)
-    status = base_status(ctx, DEPLOYMENT).updated(
+    status.updated(
         BudDeploymentStatus(
             id=remote_id,
             state=state,

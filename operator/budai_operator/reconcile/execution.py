@@ -113,9 +113,12 @@ def reconcile_execution(
             # The referenced pipeline cannot reach the gateway with the operator's key, so this
             # execution cannot either: say so instead of waiting (woken when the pipeline heals).
             message = f"the pipeline is Unauthorized: {pipeline_unauthorized}"
-            previous = c.get(ctx.status.get("conditions"), c.STALLED) or {}
-            status = stalled_status(ctx, base_status(ctx, EXECUTION), "Unauthorized", message)
-            fresh = previous.get("status") != "True" or previous.get("reason") != "Unauthorized"
+            status = base_status(ctx, EXECUTION)
+            previous = c.find(status.conditions, c.STALLED)
+            fresh = not (
+                previous and previous.status == "True" and previous.reason == "Unauthorized"
+            )
+            stalled_status(ctx, status, "Unauthorized", message)
             return Plan(
                 status=status.to_wire(),
                 events=[Event("Warning", "Unauthorized", message)] if fresh else [],
@@ -171,7 +174,9 @@ def reconcile_execution(
             )
         )
     outputs, truncated = capped_outputs(remote.get("outputs"))
-    status = base_status(ctx, EXECUTION).updated(
+    status = base_status(ctx, EXECUTION)
+    previous_state = status.state
+    status.updated(
         BudExecutionStatus(
             id=remote_id,
             state=state,
@@ -186,7 +191,6 @@ def reconcile_execution(
             last_sync_time=c.rfc3339(ctx.now),
         )
     )
-    previous_state = ctx.status.get("state")
     if state == "completed":
         ready_plan(
             ctx,
