@@ -56,6 +56,37 @@ def cond(type_: str, status: bool | Status, reason: str, message: str = "") -> C
     return Cond(type_, _status(status), reason, message[:MAX_MESSAGE])
 
 
+def merged(
+    previous: Iterable[Condition] | None,
+    updates: Iterable[Cond],
+    *,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """Apply `updates` to the previous condition list.
+
+    Conditions not mentioned in `updates` are kept as they were. A condition whose status is
+    unchanged keeps its `lastTransitionTime`, even when its reason or message changes.
+    """
+    current = {item.type: item for item in previous or ()}
+    stamp = rfc3339(now)
+    for update in updates:
+        old = current.get(update.type)
+        current[update.type] = Condition(
+            type=update.type,
+            status=update.status,
+            reason=update.reason,
+            message=update.message,
+            last_transition_time=stamp
+            if old is None or old.status != update.status
+            else old.last_transition_time,
+            observed_generation=generation,
+        )
+    ordered = [current.pop(t) for t in ORDER if t in current]
+    ordered.extend(current[t] for t in sorted(current))
+    return ordered
+
+
 def merge(
     previous: Iterable[Mapping[str, Any]] | None,
     updates: Iterable[Cond],
@@ -63,44 +94,9 @@ def merge(
     generation: int,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """Apply `updates` to the previous condition list.
-
-    Conditions not mentioned in `updates` are kept as they were. A condition whose status is
-    unchanged keeps its `lastTransitionTime`, even when its reason or message changes.
-    """
-    current: dict[str, dict[str, Any]] = {}
-    for item in previous or ():
-        if isinstance(item, Mapping) and isinstance(item.get("type"), str):
-            current[item["type"]] = dict(item)
-    stamp = rfc3339(now)
-    for update in updates:
-        old = current.get(update.type)
-        changed = old is None or old.get("status") != update.status
-        current[update.type] = {
-            "type": update.type,
-            "status": update.status,
-            "reason": update.reason,
-            "message": update.message,
-            "lastTransitionTime": stamp
-            if changed or old is None
-            else old.get("lastTransitionTime", stamp),
-            "observedGeneration": generation,
-        }
-    ordered = [current.pop(t) for t in ORDER if t in current]
-    ordered.extend(current[t] for t in sorted(current))
-    return ordered
-
-
-def merged(
-    previous: Sequence[Condition] | None,
-    updates: Iterable[Cond],
-    *,
-    generation: int,
-    now: datetime,
-) -> list[Condition]:
-    """`merge` for a typed status: the same rules, `Condition` models in and out."""
-    wire = merge([p.to_wire() for p in previous or ()], updates, generation=generation, now=now)
-    return [Condition.model_validate(item) for item in wire]
+    """`merged` on conditions in their wire form (camelCase dicts)."""
+    typed = [Condition.model_validate(item) for item in previous or ()]
+    return [c.to_wire() for c in merged(typed, updates, generation=generation, now=now)]
 
 
 def find(conditions: Sequence[Condition] | None, type_: str) -> Condition | None:
