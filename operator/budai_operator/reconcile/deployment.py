@@ -270,7 +270,7 @@ def reconcile_deployment(
             "free name or adopt it with spec.externalId",
             model=DEPLOYMENT,
         )
-    plan = Plan(status={})
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "name":

@@ -157,7 +157,7 @@ def reconcile_execution(
         return Plan(status=status.to_wire(), actions=[action], requeue_after=1.0)
 
     remote_id = str(remote.get("id"))
-    plan = Plan(status={})
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "action" and not known_id:

@@ -132,7 +132,7 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
         return Plan(status=status.to_wire(), events=[Event("Warning", "SpecMismatch", message)])
 
     remote_id = str(remote.get("id"))
-    plan = Plan(status={})
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "name":

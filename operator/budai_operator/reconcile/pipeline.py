@@ -169,7 +169,7 @@ def reconcile_pipeline(
         return Plan(status=status.to_wire(), actions=[action], events=events, requeue_after=2.0)
 
     remote_id = str(remote.get("id"))
-    plan = Plan(status={})
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "name":
