@@ -1,5 +1,5 @@
 """The connections the operator knows: BudConnection / ClusterBudConnection bodies from the
-watch, namespace labels for selectors, and one `remote.Gateway` per connection (its own client,
+watch, namespace labels for selectors, and one `remote.GatewayLink` per connection (its own client,
 token bucket and caches, so one team's traffic cannot starve another's).
 
 Keys come from Secrets read with a single `get` (no list or watch); `refresh_keys` re-reads
@@ -28,7 +28,7 @@ from .reconcile.connection import (
     resolve,
     selects,
 )
-from .remote import Gateway
+from .remote import GatewayLink
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class Connections:
         self,
         settings: OperatorSettings,
         kube: KubeApi,
-        legacy: Gateway | None,
+        legacy: GatewayLink | None,
         operator_namespace: str,
     ) -> None:
         self.settings = settings
@@ -58,11 +58,11 @@ class Connections:
         self.namespaced: dict[tuple[str, str], dict[str, Any]] = {}
         self.cluster: dict[str, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, str]] = {}
-        self.gateways: dict[ConnKey, Gateway] = {}
+        self.gateways: dict[ConnKey, GatewayLink] = {}
         self.problems: dict[ConnKey, str] = {}
         """Why a connection has no usable gateway client (its Secret is missing, ...)."""
         self._fingerprints: dict[ConnKey, str] = {}
-        self._closing: list[Gateway] = []
+        self._closing: list[GatewayLink] = []
         self.legacy = legacy
         if legacy is not None:
             self.gateways[LEGACY] = legacy
@@ -153,7 +153,7 @@ class Connections:
             return self.namespaced.get((namespace, name))
         return None
 
-    def gateway(self, key: ConnKey) -> Gateway | None:
+    def gateway(self, key: ConnKey) -> GatewayLink | None:
         """The gateway client of a connection (None until its Secret has been read)."""
         return self.gateways.get(key)
 
@@ -202,7 +202,7 @@ class Connections:
         settings = replace(
             self.settings, gateway_url=url, api_key=SecretStr(value), api_key_file=None
         )
-        self.gateways[key] = Gateway(settings, label=describe(key))
+        self.gateways[key] = GatewayLink(settings, label=describe(key))
         return True
 
     def _mounted(self, key: ConnKey, ref: Mapping[str, Any]) -> bool:

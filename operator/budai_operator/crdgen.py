@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from .models import CONNECTION_KINDS, GROUP, KINDS, VERSION, KindDef
+from .kinds.registry import REGISTRY
+from .models import GROUP, VERSION, KindDef
 from .reconcile.polling import FINALIZER
 
 COMMAND = "python -m budai_operator.crdgen"
@@ -195,7 +196,7 @@ def _peering_crd(kind: str, scope: str) -> dict[str, Any]:
 
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, for every kind plus kopf's peering resources."""
-    out = {f"{kind.crd.plural}.{GROUP}.yaml": crd_for(kind) for kind in (*KINDS, *CONNECTION_KINDS)}
+    out = {f"{kind.crd.plural}.{GROUP}.yaml": crd_for(kind) for kind in REGISTRY.definitions()}
     out["kopfpeerings.kopf.dev.yaml"] = _peering_crd("KopfPeering", "Namespaced")
     out["clusterkopfpeerings.kopf.dev.yaml"] = _peering_crd("ClusterKopfPeering", "Cluster")
     return out
@@ -252,7 +253,7 @@ def finalizer_policy() -> list[dict[str, Any]]:
                         "apiGroups": [GROUP],
                         "apiVersions": ["*"],
                         "operations": ["CREATE"],
-                        "resources": sorted(kind.crd.plural for kind in KINDS),
+                        "resources": sorted(adapter.plural for adapter in REGISTRY),
                     }
                 ]
             },

@@ -20,7 +20,7 @@ from budai.exceptions import NotFoundError
 from budai_gateway.testing import LocalGateway
 from budai_operator.reconcile.common import Event
 from budai_operator.reconcile.polling import FINALIZER
-from budai_operator.remote import Gateway
+from budai_operator.remote import GatewayLink
 from budai_operator.runtime import Runtime
 from budai_operator.settings import OperatorSettings
 
@@ -64,7 +64,7 @@ def runtime_for(gateway: LocalGateway) -> tuple[Runtime, RecordingKube, list[Eve
     settings = OperatorSettings(gateway_url=gateway.url, api_key=SecretStr(gateway.api_key))
     kube = RecordingKube()
     events: list[Event] = []
-    runtime = Runtime(settings, Gateway(settings), kube, lambda _b, e: events.append(e))  # type: ignore[arg-type]
+    runtime = Runtime(settings, GatewayLink(settings), kube, lambda _b, e: events.append(e))  # type: ignore[arg-type]
     return runtime, kube, events
 
 

@@ -34,9 +34,7 @@ from .execution import BUD_EXECUTION, BudExecutionSpec, BudExecutionStatus
 from .model import BUD_MODEL, BudModelSpec, BudModelStatus, ModelSource
 from .pipeline import BUD_PIPELINE, BudPipelineSpec, BudPipelineStatus, PipelineDefinition, Step
 
-KINDS: tuple[KindDef, ...] = (BUD_MODEL, BUD_DEPLOYMENT, BUD_PIPELINE, BUD_EXECUTION)
-"""The managed kinds (each drives one remote object)."""
-CONNECTION_KINDS: tuple[KindDef, ...] = (BUD_CONNECTION, CLUSTER_BUD_CONNECTION)
+# The list of kinds the operator serves is `budai_operator.kinds.registry.REGISTRY`.
 
 __all__ = [
     "API_VERSION",
@@ -46,9 +44,7 @@ __all__ = [
     "BUD_MODEL",
     "BUD_PIPELINE",
     "CLUSTER_BUD_CONNECTION",
-    "CONNECTION_KINDS",
     "GROUP",
-    "KINDS",
     "VERSION",
     "AutoScaling",
     "BudConnectionSpec",
