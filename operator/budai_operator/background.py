@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from budai.exceptions import BudAPIError
 
-from .connections import Connections
 from .kinds.base import KindAdapter, KindRegistry
+from .kinds.connection import Connections
 from .objects import Objects, ObjectState
 from .reconcile.connection import ConnKey
 from .remote import GatewayLink

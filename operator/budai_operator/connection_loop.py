@@ -15,8 +15,8 @@ from typing import Any
 
 from budai.exceptions import BudAPIError
 
-from .connections import Connections
 from .kinds.base import KindRegistry
+from .kinds.connection import Connections
 from .kubeapi import KubeApi, status_patch
 from .objects import Objects, slim
 from .reconcile import conditions as cnd

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .connections import Connections
 from .kinds.base import KindAdapter, KindRegistry, Turn
+from .kinds.connection import Connections
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .objects import Objects, ObjectState
 from .reconcile import conditions as cnd

@@ -25,9 +25,9 @@ from typing import Any
 
 from .background import Background
 from .connection_loop import ConnectionLoop
-from .connections import Connections
 from .finalizer import Finalizer
 from .kinds.base import KindRegistry
+from .kinds.connection import Connections
 from .kinds.registry import REGISTRY
 from .kubeapi import KubeApi
 from .metrics import RECONCILES

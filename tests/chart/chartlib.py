@@ -8,13 +8,14 @@ from typing import Any
 
 import yaml
 
+from budai_operator.kinds.registry import REGISTRY
 from tests.fixtures.kube import Kube
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "bud-operator"
 EVERYTHING = Path(__file__).resolve().parent / "values-everything.yaml"
-BUD_KINDS = ["BudModel", "BudDeployment", "BudPipeline", "BudExecution"]
-BUD_PLURALS = ["budmodels", "buddeployments", "budpipelines", "budexecutions"]
+BUD_KINDS = [adapter.kind for adapter in REGISTRY]
+BUD_PLURALS = [adapter.plural for adapter in REGISTRY]
 
 
 @dataclass
@@ -43,8 +44,11 @@ def template(
 
 
 CRD_NAMES = [f"{p}.bud.studio" for p in BUD_PLURALS] + [
-    "budconnections.bud.studio", "clusterbudconnections.bud.studio",
-    "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"]
+    "budconnections.bud.studio",
+    "clusterbudconnections.bud.studio",
+    "kopfpeerings.kopf.dev",
+    "clusterkopfpeerings.kopf.dev",
+]
 
 
 def adopt_crds(kube: Kube, release: str, namespace: str) -> list[str]:
@@ -60,9 +64,14 @@ def adopt_crds(kube: Kube, release: str, namespace: str) -> list[str]:
         if kube.kubectl("get", "crd", name, "--ignore-not-found", "-o", "name").stdout.strip():
             existing.append(name)
             kube.kubectl("label", "--overwrite", "crd", name, "app.kubernetes.io/managed-by=Helm")
-            kube.kubectl("annotate", "--overwrite", "crd", name,
-                         f"meta.helm.sh/release-name={release}",
-                         f"meta.helm.sh/release-namespace={namespace}")
+            kube.kubectl(
+                "annotate",
+                "--overwrite",
+                "crd",
+                name,
+                f"meta.helm.sh/release-name={release}",
+                f"meta.helm.sh/release-namespace={namespace}",
+            )
     return existing
 
 

@@ -14,9 +14,10 @@ import lupa.lua51 as lua51
 import pytest
 import yaml
 
+from budai_operator.kinds.registry import REGISTRY
 from tests.gitops.lua_health import HEALTH_DIR, evaluate
 
-KINDS = ["BudModel", "BudDeployment", "BudPipeline", "BudExecution"]
+KINDS = [adapter.kind for adapter in REGISTRY]
 REQUIRED = {"Healthy", "Progressing", "Degraded", "Suspended"}
 
 
@@ -26,9 +27,7 @@ def _cases() -> list[tuple[str, str, str, str]]:
         spec = yaml.safe_load((folder / "health_test.yaml").read_text())
         for test in spec["tests"]:
             expected = test["healthStatus"]
-            cases.append(
-                (folder.name, test["inputPath"], expected["status"], expected["message"])
-            )
+            cases.append((folder.name, test["inputPath"], expected["status"], expected["message"]))
     return cases
 
 
