@@ -250,7 +250,9 @@ class KubeApi:
                 status = resp.status
                 # 403 also comes from a namespace being deleted ("... because it is being
                 # terminated"): like 404, nobody will read that Event.
-                going = status == 404 or (status == 403 and "being terminated" in await resp.text())
+                going = status == 404 or (
+                    status == 403 and "being terminated" in await resp.text()
+                )
                 resp.release()
             except Exception:
                 log.exception("cannot post Event %s", event["reason"])

@@ -44,11 +44,8 @@ def template(
 
 
 CRD_NAMES = [f"{p}.bud.studio" for p in BUD_PLURALS] + [
-    "budconnections.bud.studio",
-    "clusterbudconnections.bud.studio",
-    "kopfpeerings.kopf.dev",
-    "clusterkopfpeerings.kopf.dev",
-]
+    "budconnections.bud.studio", "clusterbudconnections.bud.studio",
+    "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"]
 
 
 def adopt_crds(kube: Kube, release: str, namespace: str) -> list[str]:
@@ -64,14 +61,9 @@ def adopt_crds(kube: Kube, release: str, namespace: str) -> list[str]:
         if kube.kubectl("get", "crd", name, "--ignore-not-found", "-o", "name").stdout.strip():
             existing.append(name)
             kube.kubectl("label", "--overwrite", "crd", name, "app.kubernetes.io/managed-by=Helm")
-            kube.kubectl(
-                "annotate",
-                "--overwrite",
-                "crd",
-                name,
-                f"meta.helm.sh/release-name={release}",
-                f"meta.helm.sh/release-namespace={namespace}",
-            )
+            kube.kubectl("annotate", "--overwrite", "crd", name,
+                         f"meta.helm.sh/release-name={release}",
+                         f"meta.helm.sh/release-namespace={namespace}")
     return existing
 
 

@@ -41,23 +41,19 @@ def test_default_connection_from_todays_values(kube: Kube) -> None:
     cluster = r.one("ClusterRole")["rules"]
     conn = [x for x in cluster if x["resources"] == ["clusterbudconnections"]]
     assert conn and "create" in conn[0]["verbs"] and "delete" not in conn[0]["verbs"]
-    env = {
-        e["name"]: e.get("value")
-        for e in r.one("StatefulSet")["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    env = {e["name"]: e.get("value") for e in r.one("StatefulSet")["spec"]["template"]["spec"][
+        "containers"][0]["env"]}
     assert env["BUD_OPERATOR_NAMESPACE"] == "bud-system"
 
 
 def test_selector_and_opt_out(kube: Kube) -> None:
-    r = template(
-        kube, "--set", "connections.defaultConnection.namespaceSelector.matchLabels.shared=yes"
-    )
+    r = template(kube, "--set",
+                 "connections.defaultConnection.namespaceSelector.matchLabels.shared=yes")
     assert '--default-connection-selector={"matchLabels":{"shared":"yes"}}' in _args(r)
     off = template(kube, "--set", "connections.defaultConnection.enabled=false")
     assert not any(a.startswith(("--connections-only", "--default-connection")) for a in _args(off))
-    conn = [
-        x for x in off.one("ClusterRole")["rules"] if x["resources"] == ["clusterbudconnections"]
-    ]
+    conn = [x for x in off.one("ClusterRole")["rules"]
+            if x["resources"] == ["clusterbudconnections"]]
     assert conn and "create" not in conn[0]["verbs"]
 
 
@@ -70,12 +66,7 @@ def test_tenant_secrets_are_get_only_and_opt_in(kube: Kube) -> None:
     everywhere = template(kube, "--set", "rbac.tenantSecrets=cluster")
     rules = _secret_rules(everywhere)
     assert [(k, rule["verbs"]) for k, _, rule in rules] == [("ClusterRole", ["get"])]
-    bad = kube.helm(
-        "template",
-        "x",
-        str(Path(__file__).resolve().parents[2] / "charts" / "bud-operator"),
-        "--set",
-        "rbac.tenantSecrets=all",
-        check=False,
-    )
+    bad = kube.helm("template", "x", str(Path(__file__).resolve().parents[2] / "charts"
+                                         / "bud-operator"),
+                    "--set", "rbac.tenantSecrets=all", check=False)
     assert bad.returncode != 0 and "tenantSecrets" in bad.stderr

@@ -28,31 +28,16 @@ def _release() -> str:
 
 def _restricted(kube: Kube, namespace: str) -> None:
     # Enforce the "restricted" Pod Security Standard, and warn for workloads (Deployments).
-    kube.kubectl(
-        "label",
-        "--overwrite",
-        "namespace",
-        namespace,
-        "pod-security.kubernetes.io/enforce=restricted",
-        "pod-security.kubernetes.io/warn=restricted",
-    )
+    kube.kubectl("label", "--overwrite", "namespace", namespace,
+                 "pod-security.kubernetes.io/enforce=restricted",
+                 "pod-security.kubernetes.io/warn=restricted")
 
 
-def _install(
-    kube: Kube, release: str, namespace: str, *args: str, chart: Path = CHART, verb: str = "install"
-) -> str:
+def _install(kube: Kube, release: str, namespace: str, *args: str,
+             chart: Path = CHART, verb: str = "install") -> str:
     adopt_crds(kube, release, namespace)
-    proc = kube.helm(
-        verb,
-        release,
-        str(chart),
-        "--namespace",
-        namespace,
-        "--set",
-        "gateway.apiKey.value=install-test-key",
-        *args,
-        timeout=180,
-    )
+    proc = kube.helm(verb, release, str(chart), "--namespace", namespace,
+                     "--set", "gateway.apiKey.value=install-test-key", *args, timeout=180)
     assert "violate" not in proc.stderr, proc.stderr  # PodSecurity warnings
     return proc.stdout
 
@@ -80,13 +65,8 @@ def test_install_creates_what_it_should(kube: Kube, kube_namespace: str) -> None
             assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
         # A CRD the install (re)created is Established a moment later, not at once: wait as
         # a user's pipeline would, and fail if the API server never serves it.
-        proc = kube.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            *(f"crd/{name}" for name in CRD_NAMES),
-            check=False,
-        )
+        proc = kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                            *(f"crd/{name}" for name in CRD_NAMES), check=False)
         assert proc.returncode == 0, proc.stderr
         workload = kube.get_json("statefulset", full, "-n", ns)
         pod_spec = workload["spec"]["template"]["spec"]
@@ -104,22 +84,17 @@ def test_install_creates_what_it_should(kube: Kube, kube_namespace: str) -> None
 
         # The API server's PodSecurity admission ("restricted" is enforced in this namespace)
         # accepts a pod built from the StatefulSet's template.
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "psa-probe", "namespace": ns},
-            "spec": pod_spec,
-        }
-        proc = kube.kubectl(
-            "create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False
-        )
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "psa-probe", "namespace": ns},
+               "spec": pod_spec}
+        proc = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod),
+                            check=False)
         assert proc.returncode == 0, proc.stderr
         # ... and refuses a weakened one, so the check above is a real check.
         weak: Any = json.loads(json.dumps(pod))
         weak["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
-        proc = kube.kubectl(
-            "create", "--dry-run=server", "-f", "-", input=json.dumps(weak), check=False
-        )
+        proc = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(weak),
+                            check=False)
         assert proc.returncode != 0 and "allowPrivilegeEscalation" in proc.stderr
 
         # RBAC as the API server answers it for the ServiceAccount.
@@ -167,12 +142,10 @@ def _changed_chart(tmp_path: Path) -> Path:
     text = crd_file.read_text()
     marker = "    additionalPrinterColumns:\n"
     assert marker in text
-    column = yaml.safe_dump(
-        [{"name": "Upgraded", "type": "string", "jsonPath": ".spec.uri", "priority": 1}]
-    )
-    crd_file.write_text(
-        text.replace(marker, marker + "".join(f"    {line}\n" for line in column.splitlines()), 1)
-    )
+    column = yaml.safe_dump([{"name": "Upgraded", "type": "string", "jsonPath": ".spec.uri",
+                              "priority": 1}])
+    crd_file.write_text(text.replace(
+        marker, marker + "".join(f"    {line}\n" for line in column.splitlines()), 1))
     return chart
 
 
@@ -196,12 +169,9 @@ def test_upgrade_changes_the_crd_and_uninstall_keeps_it(
         _install(kube, release, ns, verb="upgrade")
         assert "Upgraded" not in _columns(kube)
 
-        model = {
-            "apiVersion": "bud.studio/v1alpha1",
-            "kind": "BudModel",
-            "metadata": {"name": "kept", "namespace": ns},
-            "spec": {"source": "cloud", "uri": "kept-model"},
-        }
+        model = {"apiVersion": "bud.studio/v1alpha1", "kind": "BudModel",
+                 "metadata": {"name": "kept", "namespace": ns},
+                 "spec": {"source": "cloud", "uri": "kept-model"}}
         kube.apply(json.dumps(model))
     finally:
         out = _uninstall(kube, release, ns)

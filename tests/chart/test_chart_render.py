@@ -71,8 +71,7 @@ def test_everything_enabled(kube: Kube) -> None:
     # Each replica's peering priority is its StatefulSet index, so exactly one is active.
     priority = {e["name"]: e for e in container["env"]}["BUD_PRIORITY"]
     assert priority["valueFrom"]["fieldRef"]["fieldPath"] == (
-        "metadata.labels['apps.kubernetes.io/pod-index']"
-    )
+        "metadata.labels['apps.kubernetes.io/pod-index']")
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
@@ -83,14 +82,8 @@ def test_everything_enabled(kube: Kube) -> None:
     assert len(r.of_kind("RoleBinding")) == 2
     for role in roles:
         named = [rule for rule in role["rules"] if rule.get("resourceNames")]
-        assert named == [
-            {
-                "apiGroups": ["kopf.dev"],
-                "resources": ["kopfpeerings"],
-                "resourceNames": ["bud-leader"],
-                "verbs": ["patch"],
-            }
-        ]
+        assert named == [{"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"],
+                          "resourceNames": ["bud-leader"], "verbs": ["patch"]}]
     monitor = r.one("ServiceMonitor")
     assert monitor["metadata"]["namespace"] == "monitoring"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -108,13 +101,8 @@ def test_everything_enabled(kube: Kube) -> None:
 
 @pytest.mark.kube
 def test_existing_secret_is_mounted_and_not_created(kube: Kube) -> None:
-    r = template(
-        kube,
-        "--set",
-        "gateway.apiKey.existingSecret=my-key",
-        "--set",
-        "gateway.apiKey.value=ignored",
-    )
+    r = template(kube, "--set", "gateway.apiKey.existingSecret=my-key",
+                 "--set", "gateway.apiKey.value=ignored")
     assert not r.of_kind("Secret")
     volumes = r.one("StatefulSet")["spec"]["template"]["spec"]["volumes"]
     assert {v["name"]: v for v in volumes}["api-key"]["secret"]["secretName"] == "my-key"
@@ -163,9 +151,8 @@ def test_every_rbac_rule_is_commented(kube: Kube, values: list[str]) -> None:
                 while j >= 0 and lines[j].strip().startswith("#"):
                     block.insert(0, lines[j].strip())
                     j -= 1
-                assert re.match(
-                    r"# (Framework|Application|Framework and application):", block[0]
-                ), block
+                assert re.match(r"# (Framework|Application|Framework and application):",
+                                block[0]), block
     assert rules >= 4
 
 
@@ -180,19 +167,15 @@ def test_rbac_is_least_privilege(kube: Kube) -> None:
                 assert not {"update", "deletecollection", "escalate", "bind"} & set(rule["verbs"])
                 if "create" in rule["verbs"]:
                     # clusterbudconnections: the default connection made from the values.
-                    assert rule["resources"] in (
-                        ["events"],
-                        ["kopfpeerings"],
-                        ["clusterkopfpeerings"],
-                        ["clusterbudconnections"],
-                    ), rule
+                    assert rule["resources"] in (["events"], ["kopfpeerings"],
+                                                 ["clusterkopfpeerings"],
+                                                 ["clusterbudconnections"]), rule
                 if "delete" in rule["verbs"]:
                     assert rule["resources"] == ["budexecutions"], rule  # the TTL
     # Named namespaces: no rule on Bud objects is cluster-wide.
     named = template(kube, "-f", str(EVERYTHING))
-    cluster_resources = {
-        res for rule in named.one("ClusterRole")["rules"] for res in rule["resources"]
-    }
+    cluster_resources = {res for rule in named.one("ClusterRole")["rules"]
+                         for res in rule["resources"]}
     assert not cluster_resources & set(BUD_PLURALS)
 
 
@@ -203,9 +186,8 @@ def test_crd_toggles(kube: Kube) -> None:
     loose = template(kube, "--set", "crds.keep=false")
     crds = loose.of_kind("CustomResourceDefinition")
     assert len(crds) == 8
-    assert all(
-        "helm.sh/resource-policy" not in (c["metadata"].get("annotations") or {}) for c in crds
-    )
+    assert all("helm.sh/resource-policy" not in (c["metadata"].get("annotations") or {})
+               for c in crds)
     kinds = {c["spec"]["names"]["kind"] for c in crds}
     assert set(BUD_KINDS) <= kinds
 
@@ -231,13 +213,8 @@ def test_schema_rejects_unknown_keys(kube: Kube, setting: str, needle: str) -> N
 @pytest.mark.kube
 @pytest.mark.parametrize(
     "setting",
-    [
-        "watch.namespaces[0]=Not_A_Namespace",
-        "logging.format=xml",
-        "securityContext.runAsUser=0",
-        "gateway.url=ftp://x",
-        "metrics.port=70000",
-    ],
+    ["watch.namespaces[0]=Not_A_Namespace", "logging.format=xml", "securityContext.runAsUser=0",
+     "gateway.url=ftp://x", "metrics.port=70000"],
 )
 def test_schema_rejects_bad_values(kube: Kube, setting: str) -> None:
     proc = kube.helm("template", "bud", str(CHART), "--set", setting, check=False)
@@ -285,9 +262,8 @@ def test_default_values_match_schema() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     jsonschema_rs.validate(schema, yaml.safe_load((CHART / "values.yaml").read_text()))
     # values-everything.yaml is an override file: Helm merges it over the defaults.
-    merged = _merge(
-        yaml.safe_load((CHART / "values.yaml").read_text()), yaml.safe_load(EVERYTHING.read_text())
-    )
+    merged = _merge(yaml.safe_load((CHART / "values.yaml").read_text()),
+                    yaml.safe_load(EVERYTHING.read_text()))
     jsonschema_rs.validate(schema, merged)
 
 

@@ -54,12 +54,8 @@ def test_upgrade_from_todays_chart_keeps_resources_ready(
               "--set", f"leaderElection.name={release}"]  # fmt: skip
     adopt_crds(kube, release, ns)
     kube.helm("install", release, str(_old_chart(tmp_path)), "-n", ns, *values, timeout=180)
-    kube.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"crd/{name}" for name in CRD_NAMES[:4]],
-    )
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 *[f"crd/{name}" for name in CRD_NAMES[:4]])
     wait_served(kube, ns)
     old = Operator(kube, Install(release, ns, full, _container(kube, full, ns), "ClusterRole"),
                    gateway, tmp_path, 0)  # fmt: skip
@@ -71,12 +67,8 @@ def test_upgrade_from_todays_chart_keeps_resources_ready(
 
         adopt_crds(kube, release, ns)
         kube.helm("upgrade", release, str(CHART), "-n", ns, *values, timeout=180)
-        kube.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            *[f"crd/{name}" for name in CRD_NAMES],
-        )
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                     *[f"crd/{name}" for name in CRD_NAMES])
         wait_served(kube, ns)
         container = _container(kube, full, ns)
         assert "--connections-only" in container["args"]
@@ -110,20 +102,7 @@ def test_upgrade_from_todays_chart_keeps_resources_ready(
             new.stop()
         _cleanup_model(kube, ns, "kept")
         kube.helm("uninstall", release, "-n", ns, timeout=180, check=False)
-        kube.kubectl(
-            "patch",
-            "clusterbudconnection",
-            "default",
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-            check=False,
-        )
-        kube.kubectl(
-            "delete",
-            "clusterbudconnection",
-            "default",
-            "--ignore-not-found",
-            "--wait=false",
-            check=False,
-        )
+        kube.kubectl("patch", "clusterbudconnection", "default", "--type=merge",
+                     "-p", '{"metadata":{"finalizers":null}}', check=False)
+        kube.kubectl("delete", "clusterbudconnection", "default", "--ignore-not-found",
+                     "--wait=false", check=False)

@@ -114,8 +114,7 @@ def test_entrypoint_is_the_operator_console_script(stages: list[dockerfile.Stage
     expose = stages[-1].last("EXPOSE")
     assert expose is not None
     assert {str(values["health"]["port"]), str(values["metrics"]["port"])} <= set(
-        expose.args.split()
-    )
+        expose.args.split())
 
 
 # --- the entry point, from a fresh virtualenv built like the image's ----------------------------
@@ -128,24 +127,15 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = root / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--wheel-dir", str(wheels), "-q"],
-        cwd=REPO,
-        check=True,
-        timeout=300,
+        cwd=REPO, check=True, timeout=300,
     )
     (wheel,) = wheels.glob("budai-*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
-        [
-            str(venv / "bin" / "pip"),
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            f"{wheel}[operator]",
-        ],
-        check=True,
-        timeout=600,
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+         "--only-binary=:all:", f"{wheel}[operator]"],
+        check=True, timeout=600,
     )
     return venv / "bin"
 
@@ -159,12 +149,8 @@ def _image_env(bin_dir: Path, stage: dockerfile.Stage, tmp: Path) -> dict[str, s
 
 
 def test_fresh_venv_has_no_dev_packages(image_venv: Path) -> None:
-    listing = subprocess.run(
-        [str(image_venv / "python"), "-m", "pip", "list"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listing = subprocess.run([str(image_venv / "python"), "-m", "pip", "list"],
+                             capture_output=True, text=True, check=True).stdout
     for name in ("kopf", "kubernetes_asyncio", "prometheus_client"):
         assert re.search(rf"^{name.replace('_', '[-_]')}\s", listing, re.M | re.I), name
     for dev in ("pytest", "ruff", "mypy", "fastapi"):
@@ -172,28 +158,19 @@ def test_fresh_venv_has_no_dev_packages(image_venv: Path) -> None:
 
 
 def test_entrypoint_help_lists_every_flag_the_chart_passes(
-    image_venv: Path,
-    stages: list[dockerfile.Stage],
-    kube: Kube,
-    tmp_path: Path,
+    image_venv: Path, stages: list[dockerfile.Stage], kube: Kube, tmp_path: Path,
 ) -> None:
     entry = stages[-1].last("ENTRYPOINT")
     assert entry is not None
     argv = entry.exec_form()
     assert argv is not None
-    proc = subprocess.run(
-        [str(image_venv / argv[0]), *argv[1:], "--help"],
-        env=_image_env(image_venv, stages[-1], tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = subprocess.run([str(image_venv / argv[0]), *argv[1:], "--help"],
+                          env=_image_env(image_venv, stages[-1], tmp_path),
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     for values in ([], ["-f", str(Path(__file__).parent / "values-everything.yaml")]):
         container = template(kube, *values).one("StatefulSet")["spec"]["template"]["spec"][
-            "containers"
-        ][0]
+            "containers"][0]
         for arg in container["args"]:
             flag = arg.split("=", 1)[0]
             assert flag in proc.stdout, f"the chart passes {flag}, which `run` does not know"
@@ -207,10 +184,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def started(
-    image_venv: Path,
-    stages: list[dockerfile.Stage],
-    kube: Kube,
-    kube_namespace: str,
+    image_venv: Path, stages: list[dockerfile.Stage], kube: Kube, kube_namespace: str,
     tmp_path: Path,
 ) -> Iterator[tuple[subprocess.Popen[str], int, dict[str, str]]]:
     """The image's entry point running against the real API server (admin kubeconfig).
@@ -222,9 +196,8 @@ def started(
     key = tmp_path / "api-key"
     key.write_text("image-test-key")
     env = _image_env(image_venv, stages[-1], tmp_path)
-    env.update(
-        KUBECONFIG=kube.kubeconfig, BUD_BASE_URL="http://127.0.0.1:9", BUD_API_KEY_FILE=str(key)
-    )
+    env.update(KUBECONFIG=kube.kubeconfig, BUD_BASE_URL="http://127.0.0.1:9",
+               BUD_API_KEY_FILE=str(key))
     entry = stages[-1].last("ENTRYPOINT")
     cmd = stages[-1].last("CMD")
     assert entry is not None
@@ -232,19 +205,9 @@ def started(
     log = (tmp_path / "operator.log").open("w")
     before = {p for p in image_venv.parent.rglob("*")}
     proc = subprocess.Popen(
-        [
-            str(image_venv / argv[0]),
-            *argv[1:],
-            "--standalone",
-            f"--namespace={kube_namespace}",
-            f"--health-port={health}",
-            f"--metrics-port={_free_port()}",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [str(image_venv / argv[0]), *argv[1:], "--standalone", f"--namespace={kube_namespace}",
+         f"--health-port={health}", f"--metrics-port={_free_port()}"],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:
         yield proc, health, env
@@ -264,9 +227,7 @@ def started(
 @pytest.mark.kube
 def test_entrypoint_starts_and_answers_the_healthcheck(
     started: tuple[subprocess.Popen[str], int, dict[str, str]],
-    stages: list[dockerfile.Stage],
-    tmp_path: Path,
-    image_venv: Path,
+    stages: list[dockerfile.Stage], tmp_path: Path, image_venv: Path,
 ) -> None:
     proc, health, env = started
     check = stages[-1].last("HEALTHCHECK")
@@ -279,9 +240,8 @@ def test_entrypoint_starts_and_answers_the_healthcheck(
         assert proc.poll() is None, (tmp_path / "operator.log").read_text()
         if subprocess.run(argv, env=env, capture_output=True, timeout=10).returncode == 0:
             break
-        assert time.monotonic() < deadline, (
-            "HEALTHCHECK never passed:\n" + (tmp_path / "operator.log").read_text()
-        )
+        assert time.monotonic() < deadline, "HEALTHCHECK never passed:\n" + (
+            tmp_path / "operator.log").read_text()
         time.sleep(1)
     # SIGTERM (what the kubelet sends) stops it cleanly and promptly.
     proc.send_signal(signal.SIGTERM)

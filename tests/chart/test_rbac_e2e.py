@@ -67,35 +67,17 @@ class Install:
 def install(request: pytest.FixtureRequest, kube: Kube, kube_namespace: str) -> Iterator[Install]:
     ns = kube_namespace
     release = f"rbac-{uuid.uuid4().hex[:6]}"
-    mode = (
-        ["--set", "watch.allNamespaces=false"]
-        if request.param == "named-namespace"
-        else ["--set", "watch.allNamespaces=true"]
-    )
+    mode = (["--set", "watch.allNamespaces=false"] if request.param == "named-namespace"
+            else ["--set", "watch.allNamespaces=true"])
     adopt_crds(kube, release, ns)
     # A peering name of its own: an operator of another test (same default name, same priority)
     # would otherwise make both pause.
-    kube.helm(
-        "install",
-        release,
-        str(CHART),
-        "-n",
-        ns,
-        "--set",
-        "gateway.apiKey.value=unused",
-        "--set",
-        f"leaderElection.name={release}",
-        *mode,
-        timeout=180,
-    )
+    kube.helm("install", release, str(CHART), "-n", ns, "--set", "gateway.apiKey.value=unused",
+              "--set", f"leaderElection.name={release}", *mode, timeout=180)
     full = f"{release}-bud-operator"
     # The chart may have just created the CRDs: wait until the API server serves them.
-    kube.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"crd/{name}" for name in CRD_NAMES],
-    )
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 *[f"crd/{name}" for name in CRD_NAMES])
     wait_served(kube, ns)
     workload = kube.get_json("statefulset", full, "-n", ns)
     container = workload["spec"]["template"]["spec"]["containers"][0]
@@ -106,34 +88,22 @@ def install(request: pytest.FixtureRequest, kube: Kube, kube_namespace: str) -> 
         kube.helm("uninstall", release, "-n", ns, timeout=180, check=False)
         # The operator kept a ClusterBudConnection default for this release's gateway (and held
         # it with its finalizer); it is cluster-wide, so it must not outlive the test.
-        kube.kubectl(
-            "patch",
-            "clusterbudconnection",
-            "default",
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-            check=False,
-        )
-        kube.kubectl(
-            "delete",
-            "clusterbudconnection",
-            "default",
-            "--ignore-not-found",
-            "--wait=false",
-            check=False,
-        )
+        kube.kubectl("patch", "clusterbudconnection", "default", "--type=merge",
+                     "-p", '{"metadata":{"finalizers":null}}', check=False)
+        kube.kubectl("delete", "clusterbudconnection", "default", "--ignore-not-found",
+                     "--wait=false", check=False)
 
 
 class Operator:
     """The operator process, started the way the chart's container would start it."""
 
-    def __init__(self, kube: Kube, inst: Install, gateway: Any, tmp: Path, index: int = 0) -> None:
+    def __init__(
+        self, kube: Kube, inst: Install, gateway: Any, tmp: Path, index: int = 0
+    ) -> None:
         tmp = tmp / f"pod-{index}"
         tmp.mkdir()
-        token = kube.kubectl(
-            "create", "token", inst.fullname, "-n", inst.namespace, "--duration=1h"
-        ).stdout.strip()
+        token = kube.kubectl("create", "token", inst.fullname, "-n", inst.namespace,
+                             "--duration=1h").stdout.strip()
         self.kubeconfig = kube.token_kubeconfig(token)
         self.health = _free_port()
         key = tmp / "api-key"
@@ -163,14 +133,8 @@ class Operator:
         self.log_path = tmp / "operator.log"
         self._log = self.log_path.open("w")
         # The image's ENTRYPOINT is `budai-operator run`; the chart supplies the rest.
-        self.proc = subprocess.Popen(
-            [_operator_exe(), "run", *args],
-            env=env,
-            cwd=tmp,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.proc = subprocess.Popen([_operator_exe(), "run", *args], env=env, cwd=tmp,
+                                     stdout=self._log, stderr=subprocess.STDOUT, text=True)
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -187,24 +151,15 @@ class Operator:
 
 
 def _model(ns: str, name: str, source: str = "cloud", uri: str | None = None) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "bud.studio/v1alpha1",
-            "kind": "BudModel",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"source": source, "uri": uri or f"rbac-test/{name}"},
-        }
-    )
+    return json.dumps({
+        "apiVersion": "bud.studio/v1alpha1", "kind": "BudModel",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"source": source, "uri": uri or f"rbac-test/{name}"},
+    })
 
 
 def _wait_condition(
-    kube: Kube,
-    ns: str,
-    name: str,
-    op: Operator,
-    ctype: str,
-    status: str,
-    reason: str | None,
+    kube: Kube, ns: str, name: str, op: Operator, ctype: str, status: str, reason: str | None,
     timeout: float = READY_TIMEOUT,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
@@ -241,26 +196,15 @@ def _wait_ready(kube: Kube, ns: str, name: str, op: Operator, timeout: float) ->
             return obj
         time.sleep(0.5)
     raise AssertionError(
-        f"{name} not Ready after {timeout}s: {json.dumps(obj.get('status'))}\n{op.log()[-4000:]}"
-    )
+        f"{name} not Ready after {timeout}s: {json.dumps(obj.get('status'))}\n{op.log()[-4000:]}")
 
 
 def _cleanup_model(kube: Kube, ns: str, name: str) -> None:
     # The operator is gone by now: drop the finalizer so the namespace can go.
-    kube.kubectl(
-        "patch",
-        "budmodel",
-        name,
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"finalizers":null}}',
-        check=False,
-    )
-    kube.kubectl(
-        "delete", "budmodel", name, "-n", ns, "--wait=false", "--ignore-not-found", check=False
-    )
+    kube.kubectl("patch", "budmodel", name, "-n", ns, "--type=merge",
+                 "-p", '{"metadata":{"finalizers":null}}', check=False)
+    kube.kubectl("delete", "budmodel", name, "-n", ns, "--wait=false", "--ignore-not-found",
+                 check=False)
 
 
 def test_operator_works_with_exactly_the_chart_rbac(
@@ -283,25 +227,15 @@ def test_operator_works_with_exactly_the_chart_rbac(
         paused = _wait_condition(kube, ns, "rbac-ok", op, "Synced", "False", "Paused")
         assert _gitops(engines, paused)[0] == "Suspended"
         # The operator could post Events with its token (core events: create).
-        events = kube.get_json(
-            "events", "-n", ns, "--field-selector", "involvedObject.name=rbac-ok"
-        )["items"]
+        events = kube.get_json("events", "-n", ns,
+                               "--field-selector", "involvedObject.name=rbac-ok")["items"]
         assert events, "no Event was posted for the BudModel"
         assert "Forbidden" not in op.log() and " 403" not in op.log(), op.log()[-4000:]
         # The health endpoint the probes use answers.
-        assert (
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "import urllib.request; urllib.request.urlopen("
-                    f"'http://127.0.0.1:{op.health}/healthz', timeout=4)",
-                ],
-                check=False,
-                timeout=10,
-            ).returncode
-            == 0
-        )
+        assert subprocess.run(
+            [sys.executable, "-c", "import urllib.request; urllib.request.urlopen("
+             f"'http://127.0.0.1:{op.health}/healthz', timeout=4)"],
+            check=False, timeout=10).returncode == 0
     finally:
         op.stop()
         for name in ("rbac-ok", "rbac-bad"):
@@ -343,11 +277,8 @@ def test_one_rule_less_breaks_it(
 def _peering_state(op: Operator) -> str:
     # kopf starts paused under peering and logs only changes: "Resuming" once no peer outranks
     # it, "Pausing" when one appears later. A standby that meets its leader at once says nothing.
-    lines = [
-        line
-        for line in op.log().splitlines()
-        if "Pausing operations" in line or "Resuming operations" in line
-    ]
+    lines = [line for line in op.log().splitlines()
+             if "Pausing operations" in line or "Resuming operations" in line]
     return "active" if lines and "Resuming operations" in lines[-1] else "paused"
 
 

@@ -27,7 +27,9 @@ def _cases() -> list[tuple[str, str, str, str]]:
         spec = yaml.safe_load((folder / "health_test.yaml").read_text())
         for test in spec["tests"]:
             expected = test["healthStatus"]
-            cases.append((folder.name, test["inputPath"], expected["status"], expected["message"]))
+            cases.append(
+                (folder.name, test["inputPath"], expected["status"], expected["message"])
+            )
     return cases
 
 
