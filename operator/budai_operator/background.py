@@ -12,37 +12,23 @@ from collections.abc import Callable
 
 from budai.exceptions import BudAPIError
 
-from .kinds.base import KindAdapter, KindRegistry
-from .kinds.connection import Connections
-from .objects import Objects, ObjectState
+from .kinds.base import KindAdapter
+from .objects import ObjectState
+from .parts import Part, Parts
 from .reconcile.connection import ConnKey
 from .remote import GatewayLink
-from .scheduler import Scheduler
-from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
 
-class Background:
+class Background(Part):
     """The refresh loops; `tasks()` starts them."""
 
     KEY_CHECK_INTERVAL = 2.0
     PAGE_SPACING = 10.0
 
-    def __init__(
-        self,
-        settings: OperatorSettings,
-        kinds: KindRegistry,
-        objects: Objects,
-        conns: Connections,
-        scheduler: Scheduler[str],
-        own: GatewayLink | None,
-    ) -> None:
-        self.settings = settings
-        self.kinds = kinds
-        self.objects = objects
-        self.conns = conns
-        self.scheduler = scheduler
+    def __init__(self, parts: Parts, own: GatewayLink | None) -> None:
+        super().__init__(parts)
         self.own = own
 
     def tasks(self) -> list[asyncio.Task[None]]:

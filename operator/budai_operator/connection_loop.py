@@ -15,21 +15,19 @@ from typing import Any
 
 from budai.exceptions import BudAPIError
 
-from .kinds.base import KindRegistry
-from .kinds.connection import Connections
-from .kubeapi import KubeApi, status_patch
-from .objects import Objects, slim
+from .kubeapi import status_patch
+from .objects import slim
+from .parts import Part, Parts
 from .reconcile import conditions as cnd
 from .reconcile.connection import ConnectionHealth, ConnKey, connection_status, describe
 from .reconcile.polling import FINALIZER
 from .remote import to_failure
-from .scheduler import Scheduler
 from .writes import add_finalizer, drop_finalizer
 
 log = logging.getLogger(__name__)
 
 
-class ConnectionLoop:
+class ConnectionLoop(Part):
     """Connections: their events, their Secrets, their status."""
 
     CONNECTION_CHECK_INTERVAL = 300.0
@@ -40,20 +38,8 @@ class ConnectionLoop:
     connection must not be released as unused."""
     SECRET_CHECK_INTERVAL = 3.0
 
-    def __init__(
-        self,
-        kinds: KindRegistry,
-        kube: KubeApi,
-        objects: Objects,
-        conns: Connections,
-        scheduler: Scheduler[str],
-        wake_unauthorized: Callable[[ConnKey], int],
-    ) -> None:
-        self.kinds = kinds
-        self.kube = kube
-        self.objects = objects
-        self.conns = conns
-        self.scheduler = scheduler
+    def __init__(self, parts: Parts, wake_unauthorized: Callable[[ConnKey], int]) -> None:
+        super().__init__(parts)
         self._wake_unauthorized = wake_unauthorized
         self._wake = asyncio.Event()
         self.active_since = time.monotonic()

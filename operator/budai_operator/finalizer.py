@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .kinds.base import KindAdapter
+from .kinds.base import Deletion, KindAdapter
 from .kubeapi import status_patch
 from .objects import ObjectState
-from .reconcile.common import Action, Ctx, Event, Observation, Plan, delete_plan
+from .reconcile.common import Action, Ctx, Event, Observation, Plan
 from .reconcile.ownership import Source, id_source, may_delete
 from .reconciler import Reconciler
 from .remote import ActionFailed, call, to_dict
@@ -73,14 +73,8 @@ class Finalizer:
                 obs = Observation(remote, via="id", gone=remote is None)
                 if remote is not None and not may_delete(ctx.uid, remote, source):
                     return self._release_foreign(st, source)
-            plan = adapter.delete_plan(
-                ctx,
-                spec,
-                obs,
-                remote_id=remote_id,
-                attempt=st.delete_attempts,
-                last_failure=st.delete_failure,
-            )
+            deletion = Deletion(remote_id, st.delete_attempts, st.delete_failure)
+            plan = adapter.delete_plan(ctx, spec, obs, deletion)
             for action in plan.actions:
                 await self._send_delete(adapter, st, action)
         except ActionFailed as err:
@@ -116,15 +110,8 @@ class Finalizer:
             err.failure.describe(),
         )
         # The shared deletion plan for every kind: it says what failed and when to retry.
-        plan = delete_plan(
-            ctx,
-            policy=str(spec.deletion_policy.value),
-            remote_id=remote_id,
-            observation=Observation(gone=False),
-            attempt=st.delete_attempts,
-            last_failure=err.failure,
-            noun=adapter.noun,
-        )
+        deletion = Deletion(remote_id, st.delete_attempts, err.failure)
+        plan = deletion.plan(ctx, spec, Observation(gone=False), adapter.noun)
         plan.actions = []
         return plan
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .kinds.base import KindAdapter, KindRegistry, Turn
-from .kinds.connection import Connections
+from .kinds.base import KindAdapter, Turn
 from .metrics import RECONCILE_SECONDS, RECONCILES
-from .objects import Objects, ObjectState
+from .objects import ObjectState
+from .parts import Part
 from .reconcile import conditions as cnd
 from .reconcile.common import (
     Action,
@@ -38,30 +38,14 @@ from .reconcile.errors import ErrorClass, Failure, classify
 from .reconcile.model import IDENTITY_KEY
 from .reconcile.ownership import id_source, judge
 from .remote import ActionFailed, GatewayLink, Remote, call, to_dict
-from .settings import OperatorSettings
-from .writes import Writes
 
 log = logging.getLogger(__name__)
 
 
-class Reconciler:
+class Reconciler(Part):
     """Reconciles objects of every registered kind."""
 
     INITIAL_STATUS_AFTER = 1.0
-
-    def __init__(
-        self,
-        settings: OperatorSettings,
-        kinds: KindRegistry,
-        objects: Objects,
-        conns: Connections,
-        writes: Writes,
-    ) -> None:
-        self.settings = settings
-        self.kinds = kinds
-        self.objects = objects
-        self.conns = conns
-        self.writes = writes
 
     def ctx(self, st: ObjectState) -> Ctx:
         meta = st.body.get("metadata") or {}

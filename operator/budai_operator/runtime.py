@@ -32,6 +32,7 @@ from .kinds.registry import REGISTRY
 from .kubeapi import KubeApi
 from .metrics import RECONCILES
 from .objects import Objects, ObjectState, slim
+from .parts import Parts
 from .reconcile.connection import ConnKey
 from .reconcile.errors import backoff
 from .reconciler import Reconciler
@@ -64,14 +65,11 @@ class Runtime:
         self.scheduler: Scheduler[str] = Scheduler(self._run, workers=settings.workers)
         self.tracked = Objects(kinds, self.scheduler.wake)
         self.writes = Writes(kube, kinds, self.tracked, post_event)
-        self.reconciler = Reconciler(settings, kinds, self.tracked, self.conns, self.writes)
+        parts = Parts(settings, kinds, kube, self.tracked, self.conns, self.scheduler, self.writes)
+        self.reconciler = Reconciler(parts)
         self.finalizer = Finalizer(self.reconciler)
-        self.background = Background(
-            settings, kinds, self.tracked, self.conns, self.scheduler, gateway
-        )
-        self.connections = ConnectionLoop(
-            kinds, kube, self.tracked, self.conns, self.scheduler, self.wake_unauthorized
-        )
+        self.background = Background(parts, gateway)
+        self.connections = ConnectionLoop(parts, self.wake_unauthorized)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property

@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from budai import AsyncBudClient
-from budai.exceptions import NotFoundError
 from budai_gateway.testing import LocalGateway
 from budai_operator import crdgen
 from budai_operator.kinds.base import KindAdapter, Turn
@@ -38,7 +37,11 @@ from budai_operator.reconcile.polling import FINALIZER
 from budai_operator.remote import GatewayLink
 from budai_operator.runtime import Runtime
 from budai_operator.settings import OperatorSettings
-from tests.operator.test_finalize import RecordingKube, finalize_until_done
+from tests.operator.test_finalize import (
+    RecordingKube,
+    assert_released_and_deleted,
+    finalize_until_done,
+)
 
 # --- the new kind's module: models, decision, adapter ---------------------------------------
 
@@ -158,13 +161,7 @@ async def test_the_runtime_reconciles_and_deletes_a_kind_it_was_only_given(
         deleting["status"] = st.body["status"]
         runtime.observe_event("BudCheckpoint", "MODIFIED", deleting)
         await finalize_until_done(runtime, uid)
-        assert kube.finalizer_writes[-1] == []
-        async with AsyncBudClient(api_key=gateway.api_key, base_url=gateway.url) as bud:
-            try:
-                gone = await bud.models.get(remote_id)
-            except NotFoundError:
-                gone = None
-            assert gone is None or gone.status == "deleting"
+        await assert_released_and_deleted(gateway, kube, remote_id)
     finally:
         await runtime.gw.aclose()  # type: ignore[union-attr]
 

@@ -97,22 +97,30 @@ class Turn:
         return str(remote_id), None
 
 
-class KindAdapter:
-    """A managed kind: its models and plural, its gateway resource, and its decisions.
+@dataclass(frozen=True)
+class Deletion:
+    """Where a deletion stands: the remote id and the failure streak so far."""
 
-    Subclasses set the class attributes and implement `decide`; the other methods have the
-    behaviour most kinds share (create/update/delete through the client's `api` resource).
-    """
+    remote_id: str | None
+    attempt: int
+    last_failure: Failure | None
 
-    definition: ClassVar[KindDef]
-    noun: ClassVar[str]
-    """How messages name the remote object ("model")."""
-    api: ClassVar[str]
-    """The AsyncBudClient attribute of the gateway resource ("models")."""
-    listed: ClassVar[bool] = True
-    """Refreshed by one list per connection; False: read by id only."""
-    ref: ClassVar[Ref | None] = None
-    """The kind this one waits on, if any."""
+    def plan(self, ctx: Ctx, spec: Any, obs: Observation, noun: str) -> Plan:
+        """The shared deletion decision (deletionPolicy Delete or Orphan)."""
+        return delete_plan(
+            ctx,
+            policy=str(spec.deletion_policy.value),
+            remote_id=self.remote_id,
+            observation=obs,
+            attempt=self.attempt,
+            last_failure=self.last_failure,
+            noun=noun,
+        )
+
+
+class _Named:
+    definition: KindDef
+    """The kind's spec and status models and CRD metadata (`budai_operator.models`)."""
 
     @property
     def kind(self) -> str:
@@ -121,6 +129,23 @@ class KindAdapter:
     @property
     def plural(self) -> str:
         return self.definition.crd.plural
+
+
+class KindAdapter(_Named):
+    """A managed kind: its models and plural, its gateway resource, and its decisions.
+
+    Subclasses set the class attributes and implement `decide`; the other methods have the
+    behaviour most kinds share (create/update/delete through the client's `api` resource).
+    """
+
+    noun: ClassVar[str]
+    """How messages name the remote object ("model")."""
+    api: ClassVar[str]
+    """The AsyncBudClient attribute of the gateway resource ("models")."""
+    listed: ClassVar[bool] = True
+    """Refreshed by one list per connection; False: read by id only."""
+    ref: ClassVar[Ref | None] = None
+    """The kind this one waits on, if any."""
 
     @property
     def spec_model(self) -> type[CRModel]:
@@ -153,26 +178,9 @@ class KindAdapter:
             target, idempotency_key=action.idempotency_key
         )
 
-    def delete_plan(
-        self,
-        ctx: Ctx,
-        spec: Any,
-        obs: Observation,
-        *,
-        remote_id: str | None,
-        attempt: int,
-        last_failure: Failure | None,
-    ) -> Plan:
+    def delete_plan(self, ctx: Ctx, spec: Any, obs: Observation, deletion: Deletion) -> Plan:
         """The deletion decision (deletionPolicy Delete or Orphan)."""
-        return delete_plan(
-            ctx,
-            policy=str(spec.deletion_policy.value),
-            remote_id=remote_id,
-            observation=obs,
-            attempt=attempt,
-            last_failure=last_failure,
-            noun=self.noun,
-        )
+        return deletion.plan(ctx, spec, obs, self.noun)
 
     async def unrecorded_id(self, turn: Turn, spec: Any) -> str | None:
         """On deletion with no id known: the id of a remote object this resource created but
@@ -193,20 +201,12 @@ class KindAdapter:
         return None
 
 
-@dataclass(frozen=True)
-class ConnectionKindDef:
+class ConnectionKindDef(_Named):
     """A connection kind: no remote object of its own; the connection loop reads and writes
     it (`budai_operator.connection_loop`, decisions in `reconcile.connection`)."""
 
-    definition: KindDef
-
-    @property
-    def kind(self) -> str:
-        return self.definition.crd.kind
-
-    @property
-    def plural(self) -> str:
-        return self.definition.crd.plural
+    def __init__(self, definition: KindDef) -> None:
+        self.definition = definition
 
 
 class KindRegistry:

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ..models import BUD_EXECUTION, BudExecutionSpec
 from ..reconcile import conditions as cnd
 from ..reconcile.common import Action, Ctx, Observation, Plan
-from ..reconcile.errors import Failure
 from ..reconcile.execution import delete_execution_plan, reconcile_execution
-from .base import KindAdapter, Ref, Turn
+from .base import Deletion, KindAdapter, Ref, Turn
 from .pipeline import PIPELINE
 
 if TYPE_CHECKING:
@@ -63,16 +62,7 @@ class ExecutionKind(KindAdapter):
             target, idempotency_key=action.idempotency_key
         )
 
-    def delete_plan(
-        self,
-        ctx: Ctx,
-        spec: Any,
-        obs: Observation,
-        *,
-        remote_id: str | None,
-        attempt: int,
-        last_failure: Failure | None,
-    ) -> Plan:
+    def delete_plan(self, ctx: Ctx, spec: Any, obs: Observation, deletion: Deletion) -> Plan:
         return delete_execution_plan(ctx, spec, obs)
 
     def direct_ref(self, spec: Any, obs: Observation) -> str | None:
