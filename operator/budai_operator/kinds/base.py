@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic.alias_generators import to_camel
 
 from ..models import CRModel, KindDef
+from ..reconcile import conditions as cnd
 from ..reconcile.common import Action, Ctx, Observation, Plan, delete_plan
 from ..reconcile.errors import Failure
 from ..reconcile.polling import ANN_RECONCILE_REQUESTED_AT
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
     from ..objects import Objects, ObjectState
     from ..settings import OperatorSettings
-from ..reconcile import conditions as cnd
 
 
 @dataclass(frozen=True)
