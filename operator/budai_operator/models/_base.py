@@ -211,6 +211,14 @@ class CommonStatus(StatusModel):
     """The last value of the bud.studio/reconcile-requested-at annotation that was handled."""
 
 
+class CarriedStatus(CommonStatus):
+    """A status whose kind the caller does not name (the plans every kind shares, called by the
+    runtime): the common fields typed, the kind's own fields carried as they were, since those
+    plans write none of them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 @dataclass(frozen=True)
 class PrinterColumn:
     """One `additionalPrinterColumns` entry."""

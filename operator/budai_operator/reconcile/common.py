@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from ..models import STATUS_MODELS, CommonStatus
+from ..models import CarriedStatus, CommonStatus
 from . import conditions as c
 from .errors import (
     NOT_FOUND_RECHECK,
@@ -166,9 +166,11 @@ def current_id(ctx: Ctx, external_id: str | None) -> str | None:
     return ctx.annotations.get(ANN_EXTERNAL_ID) or None
 
 
-def status_model(ctx: Ctx, model: type[CommonStatus] | None = None) -> type[CommonStatus]:
-    """The model this resource's status is built through: `model`, else the one of `ctx.kind`."""
-    return model or STATUS_MODELS[ctx.kind]
+def status_model(model: type[CommonStatus] | None) -> type[CommonStatus]:
+    """The model a status is built through: the kind's own (each decision passes it), else,
+    for the plans every kind shares when the caller names no kind, the common fields typed and
+    the kind's own carried as they were."""
+    return model or CarriedStatus
 
 
 def base_status(ctx: Ctx, model: type[S]) -> S:
@@ -191,7 +193,7 @@ def initial_status(ctx: Ctx, model: type[CommonStatus] | None = None) -> dict[st
     """`Ready=False, Initializing` from the very first moment; None when status already exists."""
     if ctx.status.get("conditions"):
         return None
-    status = base_status(ctx, status_model(ctx, model))
+    status = base_status(ctx, status_model(model))
     status.observed_generation = None
     return with_conditions(
         ctx,
@@ -245,7 +247,7 @@ def paused_plan(ctx: Ctx, model: type[CommonStatus] | None = None) -> Plan:
     """`bud.studio/paused: "true"`: no remote writes, `Synced=False, Paused`."""
     status = with_conditions(
         ctx,
-        base_status(ctx, status_model(ctx, model)),
+        base_status(ctx, status_model(model)),
         c.cond(c.SYNCED, False, "Paused", "bud.studio/paused is true: remote writes are stopped"),
         c.cond(c.RECONCILING, False, "Paused"),
     )
@@ -273,7 +275,7 @@ def error_plan(
     kind = classify(failure)
     reason = reason_for(failure)
     message = f"{doing} failed: {failure.describe()}"
-    status = base_status(ctx, status_model(ctx, model))
+    status = base_status(ctx, status_model(model))
     if kind is ErrorClass.NOT_FOUND and creating:
         # Retrying cannot conjure the referenced object: stall, re-check slowly.
         reason = "RemoteNotFound"
@@ -322,7 +324,7 @@ def stalled_plan(
     model: type[CommonStatus] | None = None,
 ) -> Plan:
     """A terminal problem found without calling the gateway (a cycle, an unknown action)."""
-    status = stalled_status(ctx, base_status(ctx, status_model(ctx, model)), reason, message)
+    status = stalled_status(ctx, base_status(ctx, status_model(model)), reason, message)
     events = [Event("Warning", reason, message)] if event else []
     return Plan(status=status.to_wire(), events=events, requeue_after=None)
 
@@ -356,7 +358,7 @@ def delete_plan(
     After `DELETE_FAILED_AFTER` failed attempts `DeleteFailed=True` says what failed and how to
     get out (switch to Orphan).
     """
-    status = base_status(ctx, status_model(ctx, model))
+    status = base_status(ctx, status_model(model))
     if policy == "Orphan" or remote_id is None:
         why = "deletionPolicy is Orphan" if remote_id else "no remote object was created"
         message = f"left the remote {noun} {remote_id} in place: {why}" if remote_id else why

@@ -126,7 +126,6 @@ def _cluster_status(
 
 
 DECISIONS_KEPT = 5
-DEPLOYMENT = BudDeploymentStatus
 
 
 def scaling_decisions(
@@ -183,14 +182,14 @@ def reconcile_deployment(
     to (None: no such cluster). `cluster` and `health` are the cluster and its health as last read.
     """
     if ctx.paused:
-        return paused_plan(ctx, DEPLOYMENT)
+        return paused_plan(ctx, BudDeploymentStatus)
     cluster_id = cluster_id or spec.cluster_id
     if cluster_id is None:
         missing = stalled_plan(
             ctx,
             "ClusterNotFound",
             f"no cluster named {spec.cluster_name} in the gateway",
-            model=DEPLOYMENT,
+            model=BudDeploymentStatus,
         )
         missing.requeue_after = ctx.poll(False)
         return missing
@@ -203,11 +202,11 @@ def reconcile_deployment(
                 ctx,
                 "RemoteNotFound",
                 f"the adopted deployment {spec.external_id} does not exist in the gateway",
-                model=DEPLOYMENT,
+                model=BudDeploymentStatus,
             )
         if model_id is None:
             message = model_wait or "waiting for the model"
-            status = base_status(ctx, DEPLOYMENT)
+            status = base_status(ctx, BudDeploymentStatus)
             in_flight_plan(
                 ctx,
                 status,
@@ -237,7 +236,7 @@ def reconcile_deployment(
             reason="Creating",
             message=f"creating remote deployment {name} on cluster {cluster_id}",
         )
-        status = base_status(ctx, DEPLOYMENT)
+        status = base_status(ctx, BudDeploymentStatus)
         events = []
         if obs.gone and known_id:
             status.id = None
@@ -268,7 +267,7 @@ def reconcile_deployment(
             f"a remote deployment named {remote.get('name')} ({remote_id}) exists for model "
             f"{remote.get('model_id')} on cluster {remote.get('cluster_id')}; set spec.name to a "
             "free name or adopt it with spec.externalId",
-            model=DEPLOYMENT,
+            model=BudDeploymentStatus,
         )
     plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
@@ -290,7 +289,7 @@ def reconcile_deployment(
             + " and ".join(mismatch)
             + "; a deployment cannot move: create a new BudDeployment instead"
         )
-        status = stalled_status(ctx, base_status(ctx, DEPLOYMENT), "SpecMismatch", message)
+        status = stalled_status(ctx, base_status(ctx, BudDeploymentStatus), "SpecMismatch", message)
         plan.events.append(Event("Warning", "SpecMismatch", message))
         plan.status = status.to_wire()
         return plan
@@ -351,7 +350,7 @@ def reconcile_deployment(
     ready = int(remote.get("ready_replicas") or 0)
     desired = remote.get("replicas")
     remote_as = remote.get("auto_scaling")
-    status = base_status(ctx, DEPLOYMENT)
+    status = base_status(ctx, BudDeploymentStatus)
     decisions, scaled = scaling_decisions(status, remote)
     plan.events.extend(scaled)
     status.updated(

@@ -36,7 +36,6 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 RUNNING_INTERVAL = 3.0
 # Status lives in etcd next to everything else: keep outputs well under the object size limit.
 MAX_OUTPUTS_BYTES = 16 * 1024
-EXECUTION = BudExecutionStatus
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -91,7 +90,7 @@ def reconcile_execution(
 
     `pipeline_unauthorized`: the referenced BudPipeline is Stalled/Unauthorized (its message)."""
     if ctx.paused:
-        return paused_plan(ctx, EXECUTION)
+        return paused_plan(ctx, BudExecutionStatus)
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
     if remote is None:
@@ -102,18 +101,21 @@ def reconcile_execution(
                 "RemoteNotFound",
                 f"the execution {missing} does not exist in the gateway; an execution is never "
                 "started twice, create a new BudExecution to run the pipeline again",
-                model=EXECUTION,
+                model=BudExecutionStatus,
             )
         if spec.cancel:
             status = stalled_status(
-                ctx, base_status(ctx, EXECUTION), "Cancelled", "cancelled before it started"
+                ctx,
+                base_status(ctx, BudExecutionStatus),
+                "Cancelled",
+                "cancelled before it started",
             )
             return Plan(status=status.to_wire())
         if pipeline_id is None and pipeline_unauthorized:
             # The referenced pipeline cannot reach the gateway with the operator's key, so this
             # execution cannot either: say so instead of waiting (woken when the pipeline heals).
             message = f"the pipeline is Unauthorized: {pipeline_unauthorized}"
-            status = base_status(ctx, EXECUTION)
+            status = base_status(ctx, BudExecutionStatus)
             previous = c.find(status.conditions, c.STALLED)
             fresh = not (
                 previous and previous.status == "True" and previous.reason == "Unauthorized"
@@ -126,7 +128,9 @@ def reconcile_execution(
             )
         if pipeline_id is None:
             message = pipeline_wait or "waiting for the pipeline"
-            status = in_flight_plan(ctx, base_status(ctx, EXECUTION), "WaitingForPipeline", message)
+            status = in_flight_plan(
+                ctx, base_status(ctx, BudExecutionStatus), "WaitingForPipeline", message
+            )
             return Plan(
                 status=status.to_wire(),
                 requeue_after=ctx.poll(True),
@@ -149,7 +153,7 @@ def reconcile_execution(
         )
         status = in_flight_plan(
             ctx,
-            base_status(ctx, EXECUTION),
+            base_status(ctx, BudExecutionStatus),
             "Starting",
             action.message,
             c.cond(c.EXECUTION_SUCCEEDED, "Unknown", "Starting", action.message),
@@ -174,7 +178,7 @@ def reconcile_execution(
             )
         )
     outputs, truncated = capped_outputs(remote.get("outputs"))
-    status = base_status(ctx, EXECUTION)
+    status = base_status(ctx, BudExecutionStatus)
     previous_state = status.state
     status.updated(
         BudExecutionStatus(
@@ -265,7 +269,7 @@ def delete_execution_plan(ctx: Ctx, spec: BudExecutionSpec, obs: Observation) ->
     themselves stay in the gateway's history."""
     remote_id = current_id(ctx, spec.external_id)
     remote = obs.remote
-    status = base_status(ctx, EXECUTION).to_wire()
+    status = base_status(ctx, BudExecutionStatus).to_wire()
     if remote is None or remote_id is None or remote.get("status") in TERMINAL:
         return Plan(status=status, done=True)
     if spec.deletion_policy.value == "Orphan":

@@ -33,7 +33,6 @@ from .polling import ANN_EXTERNAL_ID
 # Stamped into the metadata of every model this resource manages (created or adopted): see
 # `ownership` for what it allows.
 IDENTITY_KEY = MARKER
-MODEL = BudModelStatus
 
 
 def desired_metadata(ctx: Ctx, spec: BudModelSpec) -> dict[str, Any]:
@@ -84,7 +83,7 @@ def identity_problem(ctx: Ctx, spec: BudModelSpec, remote: Mapping[str, Any]) ->
 def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
     """One level-based decision for a BudModel."""
     if ctx.paused:
-        return paused_plan(ctx, MODEL)
+        return paused_plan(ctx, BudModelStatus)
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
     if remote is None:
@@ -94,10 +93,10 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
                 "RemoteNotFound",
                 f"the adopted model {spec.external_id} does not exist in the gateway; "
                 "recreate this resource without spec.externalId to let the operator create one",
-                model=MODEL,
+                model=BudModelStatus,
             )
         action = create_action(ctx, spec, obs)
-        status = base_status(ctx, MODEL)
+        status = base_status(ctx, BudModelStatus)
         events = []
         if obs.gone and known_id:
             status.id = None
@@ -120,7 +119,7 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
     if obs.via == "name":
         problem = identity_problem(ctx, spec, remote)
         if problem:
-            return stalled_plan(ctx, "NameConflict", problem, model=MODEL)
+            return stalled_plan(ctx, "NameConflict", problem, model=BudModelStatus)
     if spec.external_id and (
         remote.get("source") != spec.source.value or remote.get("uri") != spec.uri
     ):
@@ -128,7 +127,7 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
             f"the adopted model {spec.external_id} has source {remote.get('source')} and uri "
             f"{remote.get('uri')}, which cannot change remotely; make the spec match"
         )
-        status = stalled_status(ctx, base_status(ctx, MODEL), "SpecMismatch", message)
+        status = stalled_status(ctx, base_status(ctx, BudModelStatus), "SpecMismatch", message)
         return Plan(status=status.to_wire(), events=[Event("Warning", "SpecMismatch", message)])
 
     remote_id = str(remote.get("id"))
@@ -172,7 +171,7 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
 
     state = remote.get("status")
     downloading = state == "downloading"
-    status = base_status(ctx, MODEL).updated(
+    status = base_status(ctx, BudModelStatus).updated(
         BudModelStatus(
             id=remote_id,
             state=state,

@@ -38,9 +38,6 @@ _RETRY_DEFAULTS = {
 }
 
 
-PIPELINE = BudPipelineStatus
-
-
 def step_body(step: Step) -> dict[str, Any]:
     """One step in the API's snake_case; params pass through untouched."""
     retry = step.retry
@@ -121,11 +118,11 @@ def reconcile_pipeline(
 ) -> Plan:
     """One level-based decision for a BudPipeline."""
     if ctx.paused:
-        return paused_plan(ctx, PIPELINE)
+        return paused_plan(ctx, BudPipelineStatus)
     problem = spec_problem(spec, known_actions)
     if problem:
         return stalled_plan(
-            ctx, "InvalidDefinition", problem, event=ctx.spec_changed, model=PIPELINE
+            ctx, "InvalidDefinition", problem, event=ctx.spec_changed, model=BudPipelineStatus
         )
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
@@ -137,7 +134,7 @@ def reconcile_pipeline(
                 ctx,
                 "RemoteNotFound",
                 f"the adopted pipeline {spec.external_id} does not exist in the gateway",
-                model=PIPELINE,
+                model=BudPipelineStatus,
             )
         body = strip_none(
             {
@@ -154,7 +151,7 @@ def reconcile_pipeline(
             reason="Creating",
             message=f"creating remote pipeline {name}",
         )
-        status = base_status(ctx, PIPELINE)
+        status = base_status(ctx, BudPipelineStatus)
         events = []
         if obs.gone and known_id:
             status.id = None
@@ -209,7 +206,7 @@ def reconcile_pipeline(
         )
 
     steps = (remote.get("definition") or {}).get("steps") or []
-    status = base_status(ctx, PIPELINE).updated(
+    status = base_status(ctx, BudPipelineStatus).updated(
         BudPipelineStatus(
             id=remote_id,
             state=remote.get("status"),
