@@ -15,12 +15,14 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from budai_operator.kinds.base import Turn
 from budai_operator.kinds.registry import REGISTRY
 from budai_operator.models import BudDeploymentStatus, BudModelStatus
 from budai_operator.models.pipeline import LastExecution
@@ -799,6 +801,22 @@ def test_last_execution_is_wired_from_the_gateway_to_the_column() -> None:
     kept = SCENARIOS["BudPipeline/last-execution-kept"][1]()
     assert kept["lastExecution"] == status["lastExecution"]
     assert LastExecution.model_validate(status["lastExecution"]).state == "completed"
+
+
+class _Gateway:
+    async def known_actions(self) -> set[str]:
+        return {"log"}
+
+
+async def test_the_pipeline_adapter_passes_the_gateways_last_execution_on() -> None:
+    # The runtime's side of the wire: the remote pipeline's `last_execution` reaches the status.
+    turn = Turn(
+        cast(Any, SimpleNamespace(gw=_Gateway())), ctx(kind=_PIPE), cast(Any, None), cast(Any, None)
+    )
+    remote = remote_pipeline(last_execution=_LAST)
+    plan = await REGISTRY[_PIPE].decide(turn, PIPELINE_SPEC, Observation(remote, via="id"))
+    validate(_PIPE, plan.status)
+    assert plan.status["lastExecution"]["state"] == "completed"
 
 
 # --- a wrong key fails -----------------------------------------------------------------------
