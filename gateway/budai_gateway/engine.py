@@ -11,63 +11,70 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from budai.pipeline_rules import retry_delay
-from budai_gateway.actions import ACTION_FUNCS, StepFailed
+from budai_gateway.actions import ACTION_FUNCS, Context, StepFailed
 from budai_gateway.errors import printable
 from budai_gateway.expressions import Evaluator
 from budai_gateway.schemas import Definition, Step
-from budai_gateway.service import TERMINAL_EXEC, iso
+from budai_gateway.services.executions import TERMINAL
+from budai_gateway.services.state import State, iso
 from budai_gateway.tenancy import current_project
 
-if TYPE_CHECKING:
-    from budai_gateway.service import Gateway
-
 log = logging.getLogger("budai_gateway.engine")
-_cancel_events: dict[str, asyncio.Event] = {}
 
 
-def start_runner(gw: Gateway, exec_id: str) -> None:
-    if exec_id in gw.runners:
-        return
-    _cancel_events[exec_id] = asyncio.Event()
-    gw.runners[exec_id] = asyncio.create_task(_run_guarded(gw, exec_id))
+class Engine:
+    """The :class:`~budai_gateway.services.executions.ExecutionRunner` of the gateway: one task
+    and one cancel event per running execution."""
 
+    def __init__(self, actions: Context) -> None:
+        self.actions = actions
+        self.state: State = actions.state
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.cancel_events: dict[str, asyncio.Event] = {}
 
-def ensure_runners(gw: Gateway) -> None:
-    """Start a runner for every unfinished execution that has none (e.g. after a restart)."""
-    for status in ("pending", "running"):
-        for doc in gw.store.find("execution", "status", status):
-            if doc["id"] not in gw.runners:
-                start_runner(gw, doc["id"])
+    def active(self) -> int:
+        return len(self.tasks)
 
+    def start(self, exec_id: str) -> None:
+        if exec_id in self.tasks:
+            return
+        self.cancel_events[exec_id] = asyncio.Event()
+        self.tasks[exec_id] = asyncio.create_task(self._run_guarded(exec_id))
 
-def request_cancel(gw: Gateway, exec_id: str) -> None:
-    event = _cancel_events.get(exec_id)
-    if event is not None:
-        event.set()
-    elif exec_id not in gw.runners:
-        start_runner(gw, exec_id)
+    def cancel(self, exec_id: str) -> None:
+        event = self.cancel_events.get(exec_id)
+        if event is not None:
+            event.set()
+        elif exec_id not in self.tasks:
+            self.start(exec_id)  # a runner that starts sees cancel_requested and stops
 
+    def stop_all(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        self.tasks.clear()
 
-async def _run_guarded(gw: Gateway, exec_id: str) -> None:
-    # The runner acts for the execution's project, so its actions see only that project's
-    # objects, whoever started the task (a request, or the scheduler after a restart).
-    current_project.set(gw.store.project_of(exec_id))
-    try:
-        await Runner(gw, exec_id).run()
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.exception("execution %s crashed", exec_id)
-        doc = gw.store.get("execution", exec_id)
-        if doc is not None and doc["status"] not in TERMINAL_EXEC:
-            doc.update(status="failed", error=f"internal engine error: {exc!r}", completed_at=iso())
-            gw.store.put("execution", doc)
-    finally:
-        gw.runners.pop(exec_id, None)
-        _cancel_events.pop(exec_id, None)
+    async def _run_guarded(self, exec_id: str) -> None:
+        store = self.state.store
+        # The runner acts for the execution's project, so its actions see only that project's
+        # objects, whoever started the task (a request, or the scheduler after a restart).
+        current_project.set(store.project_of(exec_id))
+        try:
+            await Runner(self, exec_id).run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("execution %s crashed", exec_id)
+            doc = store.get("execution", exec_id)
+            if doc is not None and doc["status"] not in TERMINAL:
+                error = f"internal engine error: {exc!r}"
+                doc.update(status="failed", error=error, completed_at=iso())
+                store.put("execution", doc)
+        finally:
+            self.tasks.pop(exec_id, None)
+            self.cancel_events.pop(exec_id, None)
 
 
 def _jsonable(value: Any) -> Any:
@@ -90,38 +97,41 @@ def _iso_to_ts(value: str | None) -> float | None:
 
 
 class Runner:
-    def __init__(self, gw: Gateway, exec_id: str) -> None:
-        self.gw = gw
+    """One execution's run: the DAG walk, each step's attempts, the caps on outputs."""
+
+    def __init__(self, engine: Engine, exec_id: str) -> None:
+        self.state = engine.state
+        self.actions = engine.actions
         self.exec_id = exec_id
-        limits = gw.settings.limits
+        limits = self.state.settings.limits
         self.evaluator = Evaluator(
-            gw.sandbox() if limits.template_budgets else None,
+            self.state.sandbox() if limits.template_budgets else None,
             limits.template_max_output_bytes if limits.template_budgets else None,
         )
-        self.cancel_event = _cancel_events.setdefault(exec_id, asyncio.Event())
+        self.cancel_event = engine.cancel_events.setdefault(exec_id, asyncio.Event())
 
     def _save_step(self, step: dict[str, Any]) -> None:
-        self.gw.store.put_step(self.exec_id, step)
+        self.state.store.put_step(self.exec_id, step)
 
     async def run(self) -> None:
-        gw = self.gw
-        doc = gw.store.get("execution", self.exec_id)
-        if doc is None or doc["status"] in TERMINAL_EXEC:
+        store, limits = self.state.store, self.state.settings.limits
+        doc = store.get("execution", self.exec_id)
+        if doc is None or doc["status"] in TERMINAL:
             return
-        internal = gw.store.get_internal(self.exec_id)
+        internal = store.get_internal(self.exec_id)
         definition = Definition.model_validate(internal["definition"])
         specs: dict[str, Step] = {s.id: s for s in definition.steps}
-        states = {s["id"]: s for s in gw.store.steps(self.exec_id)}
+        states = {s["id"]: s for s in store.steps(self.exec_id)}
         # A step that was running when the gateway died runs again, a bounded number of times:
         # a step that crashes or wedges the gateway must not be replayed for ever.
-        max_restarts = gw.settings.limits.max_step_restarts
+        max_restarts = limits.max_step_restarts
         restarts: dict[str, int] = dict(internal.get("restarts") or {})
         interrupted = [st for st in states.values() if st["status"] == "running"]
         for st in interrupted:
             restarts[st["id"]] = restarts.get(st["id"], 0) + 1
         if interrupted:
             internal["restarts"] = restarts
-            gw.store.put_internal(self.exec_id, internal)
+            store.put_internal(self.exec_id, internal)
         for st in interrupted:
             if restarts[st["id"]] > max_restarts:
                 st["status"] = "failed"
@@ -136,7 +146,7 @@ class Runner:
         if doc["status"] == "pending":
             doc["status"] = "running"
             doc["started_at"] = iso()
-            gw.store.put("execution", doc)
+            store.put("execution", doc)
         started_ts = _iso_to_ts(doc["started_at"]) or time.time()
 
         ctx_steps: dict[str, dict[str, Any]] = {
@@ -165,7 +175,6 @@ class Runner:
         if failed_earlier:
             failure = f"step '{failed_earlier[0]['id']}' failed: {failed_earlier[0]['error']}"
         cancelled = bool(internal.get("cancel_requested"))
-        limits = gw.settings.limits
         output_total = sum(
             _json_size(st["output"]) for st in states.values() if st["status"] == "completed"
         )
@@ -273,8 +282,8 @@ class Runner:
         for st in leftovers:
             st["status"] = "skipped"
         if leftovers:
-            gw.store.put_steps(self.exec_id, leftovers)
-        doc = gw.store.get("execution", self.exec_id) or doc
+            store.put_steps(self.exec_id, leftovers)
+        doc = store.get("execution", self.exec_id) or doc
         now = time.time()
         if cancelled:
             doc["status"] = "cancelled"
@@ -287,7 +296,7 @@ class Runner:
             doc["error"] = None
         doc["completed_at"] = iso(now)
         doc["duration_seconds"] = round(now - started_ts, 6)
-        gw.store.put("execution", doc)
+        store.put("execution", doc)
 
     async def _run_step(
         self, spec: Step, st: dict[str, Any], context: dict[str, Any]
@@ -309,7 +318,7 @@ class Runner:
                 # Rendering is deterministic: retrying cannot help.
                 return spec.id, None, f"template error: {exc}"
             try:
-                coro = func(self.gw, params)
+                coro = func(self.actions, params)
                 if spec.timeout_seconds is not None:
                     output = await asyncio.wait_for(coro, spec.timeout_seconds)
                 else:
