@@ -60,6 +60,10 @@ def _err(
     )
 
 
+def _is_unknown_query(error: Any) -> bool:
+    return bool(error.get("type") == "extra_forbidden" and tuple(error["loc"])[:1] == ("query",))
+
+
 def _unknown_filter(request: Request, name: str) -> JSONResponse:
     """400 naming the parameter and what the route accepts (its declared query parameters)."""
     route = request.scope.get("route")
@@ -89,8 +93,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         all_errors = exc.errors()
         # Query parameters a route does not declare; they matter only when nothing else is wrong.
-        unknown = [e for e in all_errors if e.get("type") == "extra_forbidden"]
-        errors = [e for e in all_errors if e.get("type") != "extra_forbidden"]
+        unknown = [e for e in all_errors if _is_unknown_query(e)]
+        errors = [e for e in all_errors if not _is_unknown_query(e)]
         if unknown and not errors:
             return _unknown_filter(request, str(tuple(unknown[0]["loc"])[-1]))
         first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
