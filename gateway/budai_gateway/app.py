@@ -7,17 +7,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
-from fastapi import FastAPI, Request, params
-from fastapi.dependencies.utils import get_flat_params
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from budai_gateway import __version__, expressions
+from budai_gateway import schemas as S
 from budai_gateway.config import Settings
 from budai_gateway.errors import APIError, error_body, loc_to_param, printable
 from budai_gateway.local import local_router
@@ -65,16 +64,14 @@ def _is_unknown_query(error: Any) -> bool:
 
 
 def _unknown_filter(request: Request, name: str) -> JSONResponse:
-    """400 naming the parameter and what the route accepts (its declared query parameters)."""
+    """400 naming the parameter and what the route accepts: the fields of its list query."""
     route = request.scope.get("route")
     accepted: list[str] = []
     if isinstance(route, APIRoute):
-        for field in get_flat_params(route.dependant):
-            annotation = field.field_info.annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                accepted += [f.alias or n for n, f in annotation.model_fields.items()]
-            elif isinstance(field.field_info, params.Query):
-                accepted.append(field.alias)
+        for hint in get_type_hints(route.endpoint, include_extras=True).values():
+            model = get_args(hint)[0] if get_origin(hint) is Annotated else hint
+            if isinstance(model, type) and issubclass(model, S.ListQuery):
+                accepted = list(model.model_fields)
     where = request.url.path.removeprefix("/v1")
     msg = f"Unknown filter '{name}'; " + (
         f"this list accepts: {', '.join(accepted)}" if accepted else f"{where} has none."

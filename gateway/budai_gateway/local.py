@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from budai.types.cluster import ClusterStatus
+from budai.types.deployment import DeploymentStatus
 from budai_gateway.errors import APIError
 
 if TYPE_CHECKING:
@@ -46,12 +48,12 @@ class ClusterChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ready_nodes: int | None = Field(default=None, ge=0)
     nodes: list[NodeIn] | None = None
-    status: Literal["provisioning", "active", "degraded", "maintenance", "failed"] | None = None
+    status: ClusterStatus | None = None
 
 
 class DeploymentChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Literal["pending", "deploying", "active", "scaling", "failed", "stopped"] | None = None
+    status: DeploymentStatus | None = None
     replicas: int | None = Field(default=None, ge=0)
     ready_replicas: int | None = Field(default=None, ge=0)
     error: str | None = None
