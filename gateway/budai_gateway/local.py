@@ -120,14 +120,14 @@ def local_router(svc: Services, rt: Runtime) -> APIRouter:
 
     @r.post("/deployments/{deployment_id}/load")
     async def deployment_load(deployment_id: str, body: LoadChange) -> dict[str, Any]:
-        return svc.deployments.set_load(deployment_id, body.requests_per_second)
+        return svc.autoscaler.set_load(deployment_id, body.requests_per_second)
 
     @r.get("/deployments/{deployment_id}/rate")
     async def deployment_rate(deployment_id: str) -> dict[str, Any]:
         svc.deployments.get(deployment_id)
         return {
             "deployment_id": deployment_id,
-            "requests_per_second": svc.deployments.rate(deployment_id),
+            "requests_per_second": svc.autoscaler.rate(deployment_id),
         }
 
     @r.get("/speed")

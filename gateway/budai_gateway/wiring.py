@@ -16,6 +16,7 @@ from budai_gateway import __version__
 from budai_gateway.actions import Context
 from budai_gateway.config import Settings
 from budai_gateway.engine import Engine
+from budai_gateway.services.autoscaler import Autoscaler
 from budai_gateway.services.clusters import Clusters
 from budai_gateway.services.deployments import Deployments
 from budai_gateway.services.executions import Executions
@@ -36,11 +37,12 @@ class Services:
         self.clusters = Clusters(state)
         self.models = Models(state)
         self.deployments = Deployments(state, self.clusters)
+        self.autoscaler = Autoscaler(state, self.deployments)
         self.pipelines = Pipelines(state)
         self.engine = Engine(Context(state, self.models, self.deployments, self.clusters))
         self.executions = Executions(state, self.pipelines, self.engine)
         self.scheduler = Scheduler(
-            state, self.models, self.clusters, self.deployments, self.executions
+            state, self.models, self.clusters, self.deployments, self.autoscaler, self.executions
         )
         if self.store.kv_get("seeded") is None:
             self.clusters.seed()

@@ -1,11 +1,9 @@
-"""Deployments: placement on a cluster, rollout, scaling (by hand or by the autoscaler), stop,
-start and teardown. Each lifecycle step is derived from what is persisted, so a restarted gateway
-carries on."""
+"""Deployments: placement on a cluster, rollout, scaling, stop, start and teardown. Each step is
+derived from what is persisted, so a restarted gateway carries on. The autoscaler
+(:mod:`.autoscaler`) scales through :meth:`Deployments.set_replicas`."""
 
 from __future__ import annotations
 
-import logging
-import math
 import secrets
 import time
 from typing import Any
@@ -18,10 +16,6 @@ from budai_gateway.services.common import ensure_name_free, get_or_404, page
 from budai_gateway.services.state import State, iso, new_id
 from budai_gateway.store import Doc
 
-log = logging.getLogger("budai_gateway")
-
-SCALING_HISTORY = 10
-"""Autoscaler decisions kept per deployment (newest last)."""
 TICKED: tuple[DeploymentStatus, ...] = ("pending", "deploying", "scaling", "active")
 IN_FLIGHT: tuple[DeploymentStatus, ...] = ("pending", "deploying", "scaling")
 
@@ -30,7 +24,6 @@ class Deployments:
     def __init__(self, state: State, clusters: Clusters) -> None:
         self.state = state
         self.clusters = clusters
-        self.last_autoscale = 0.0
 
     def list(self, filters: dict[str, Any], limit: int, after: str | None) -> dict[str, Any]:
         return page(self.state.store, "deployment", filters, limit, after)
@@ -126,13 +119,13 @@ class Deployments:
             doc["resources"] = new_res
         if body.get("metadata") is not None:
             doc["metadata"] = {**(doc.get("metadata") or {}), **body["metadata"]}
-        self._set_replicas(doc, new_replicas, force=resources_changed)
+        self.set_replicas(doc, new_replicas, force=resources_changed)
         doc["updated_at"] = iso()
         self.state.store.put("deployment", doc)
         self.state.wakeup.set()
         return doc
 
-    def _set_replicas(self, doc: Doc, replicas: int, force: bool = False) -> None:
+    def set_replicas(self, doc: Doc, replicas: int, force: bool = False) -> None:
         if replicas == doc["replicas"] and not force:
             return
         doc["replicas"] = replicas
@@ -270,71 +263,6 @@ class Deployments:
             doc["updated_at"] = iso()
             self.state.store.put("deployment", doc)
         return True
-
-    def autoscale(self, now: float) -> None:
-        interval = self.state.scaled(self.state.settings.timings.autoscale_interval_seconds)
-        if now - self.last_autoscale < interval:
-            return
-        self.last_autoscale = now
-        per_replica = self.state.settings.timings.requests_per_replica_per_second
-        for dep in self.state.store.all("deployment"):
-            auto = dep["auto_scaling"]
-            if not auto["enabled"] or dep["status"] != "active":
-                continue
-            rate = self.rate(dep["id"])
-            target = per_replica * auto["target_cpu"] / 100.0
-            desired = math.ceil(rate / target) if rate > 0 else 0
-            desired = min(max(desired, auto["min_replicas"]), auto["max_replicas"])
-            if desired != dep["replicas"]:
-                log.info(
-                    "autoscaler: %s %d -> %d (%.2f req/s)",
-                    dep["id"],
-                    dep["replicas"],
-                    desired,
-                    rate,
-                )
-                self._record_decision(dep, desired, rate, target)
-                self._set_replicas(dep, desired)
-                dep["updated_at"] = iso()
-                self.state.store.put("deployment", dep)
-
-    def _record_decision(self, dep: Doc, desired: int, rate: float, target: float) -> None:
-        """Keep the autoscaler's last decisions on the deployment: why it scaled, and when."""
-        direction = "up" if desired > dep["replicas"] else "down"
-        decision = {
-            "time": iso(),
-            "from_replicas": dep["replicas"],
-            "to_replicas": desired,
-            "metric": "requests_per_second",
-            "observed": round(rate, 3),
-            "target": round(target, 3),
-            "reason": (
-                f"scaled {direction} from {dep['replicas']} to {desired}: {rate:.2f} req/s "
-                f"observed, target {target:.2f} req/s per replica (target_cpu "
-                f"{dep['auto_scaling']['target_cpu']}%)"
-            ),
-        }
-        history = [*dep.get("scaling_decisions", []), decision]
-        dep["scaling_decisions"] = history[-SCALING_HISTORY:]
-
-    def set_load(self, dep_id: str, requests_per_second: float) -> Doc:
-        """Out-of-band load for the autoscaler (tests, demos): added to the measured rate."""
-        self.get(dep_id)
-        if requests_per_second > 0:
-            self.state.traffic.synthetic[dep_id] = requests_per_second
-        else:
-            self.state.traffic.synthetic.pop(dep_id, None)
-        self.state.wakeup.set()
-        return {
-            "deployment_id": dep_id,
-            "synthetic_requests_per_second": requests_per_second,
-            "requests_per_second": self.rate(dep_id),
-        }
-
-    def rate(self, dep_id: str) -> float:
-        """Requests per second the autoscaler sees (measured plus synthetic)."""
-        window = self.state.scaled(self.state.settings.timings.autoscale_window_seconds)
-        return self.state.traffic.rate(dep_id, window)
 
     def tick(self, now: float) -> bool:
         """One scheduler step for every deployment; True while one is in flight."""

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 
+from budai_gateway.services.autoscaler import Autoscaler
 from budai_gateway.services.clusters import Clusters
 from budai_gateway.services.deployments import Deployments
 from budai_gateway.services.executions import Executions
@@ -23,12 +24,14 @@ class Scheduler:
         models: Models,
         clusters: Clusters,
         deployments: Deployments,
+        autoscaler: Autoscaler,
         executions: Executions,
     ) -> None:
         self.state = state
         self.models = models
         self.clusters = clusters
         self.deployments = deployments
+        self.autoscaler = autoscaler
         self.executions = executions
 
     def tick(self) -> bool:
@@ -37,7 +40,7 @@ class Scheduler:
         busy = self.models.tick(now)
         busy = self.deployments.tick(now) or busy
         self.clusters.tick()
-        self.deployments.autoscale(now)
+        self.autoscaler.tick(now)
         self.executions.resume_unfinished()
         return busy
 
