@@ -23,6 +23,7 @@ from budai_gateway.services.common import settle
 from budai_gateway.services.deployments import Deployments
 from budai_gateway.services.models import Models
 from budai_gateway.services.state import State
+from budai_gateway.store import Doc
 
 log = logging.getLogger("budai_gateway.actions")
 
@@ -127,6 +128,23 @@ def _wait_flag(p: dict[str, Any]) -> tuple[bool, float]:
     return bool(p.get("wait", True)), float(p.get("wait_timeout_seconds", 600))
 
 
+async def _wait_until(
+    ctx: Context, p: dict[str, Any], doc: Doc, until: set[str], failed: str | None = None
+) -> Doc:
+    """Unless the step says ``wait: false``: the object once it reaches ``until`` (the step
+    fails when it disappears, or when it lands in ``failed``)."""
+    should_wait, timeout = _wait_flag(p)
+    if not should_wait:
+        return doc
+    kind = doc["object"]
+    settled = await settle(ctx.state, kind, doc["id"], until, timeout)
+    if settled is None:
+        raise StepFailed(f"{kind} {doc['id']} disappeared")
+    if failed is not None and settled["status"] == failed:
+        raise StepFailed(f"{kind} {doc['id']} failed: {settled['error']}")
+    return settled
+
+
 async def model_add(ctx: Context, p: dict[str, Any]) -> Any:
     body = {
         "name": p["name"],
@@ -142,14 +160,7 @@ async def model_add(ctx: Context, p: dict[str, Any]) -> Any:
             raise _api(exc) from exc
         # Re-running a pipeline reuses the model it added before.
         doc = ctx.models.get(exc.headers["Location"].rsplit("/", 1)[-1])
-    should_wait, timeout = _wait_flag(p)
-    if should_wait:
-        settled = await settle(ctx.state, "model", doc["id"], {"available", "error"}, timeout)
-        if settled is None:
-            raise StepFailed(f"model {doc['id']} disappeared")
-        doc = settled
-        if doc["status"] == "error":
-            raise StepFailed(f"model {doc['id']} failed: {doc['error']}")
+    doc = await _wait_until(ctx, p, doc, {"available", "error"}, failed="error")
     return {**doc, "model_id": doc["id"]}
 
 
@@ -177,14 +188,7 @@ async def deployment_create(ctx: Context, p: dict[str, Any]) -> Any:
         raise _api(exc) from exc
     except ValueError as exc:
         raise StepFailed(f"invalid deployment parameters: {exc}") from exc
-    should_wait, timeout = _wait_flag(p)
-    if should_wait:
-        settled = await settle(ctx.state, "deployment", doc["id"], {"active", "failed"}, timeout)
-        if settled is None:
-            raise StepFailed(f"deployment {doc['id']} disappeared")
-        doc = settled
-        if doc["status"] == "failed":
-            raise StepFailed(f"deployment {doc['id']} failed: {doc['error']}")
+    doc = await _wait_until(ctx, p, doc, {"active", "failed"}, failed="failed")
     return {**doc, "deployment_id": doc["id"]}
 
 
@@ -196,14 +200,7 @@ async def deployment_scale(ctx: Context, p: dict[str, Any]) -> Any:
         doc = ctx.deployments.update(str(p["deployment_id"]), {"replicas": replicas})
     except APIError as exc:
         raise _api(exc) from exc
-    should_wait, timeout = _wait_flag(p)
-    if should_wait:
-        settled = await settle(
-            ctx.state, "deployment", doc["id"], {"active", "failed", "stopped"}, timeout
-        )
-        if settled is None:
-            raise StepFailed(f"deployment {doc['id']} disappeared")
-        doc = settled
+    doc = await _wait_until(ctx, p, doc, {"active", "failed", "stopped"})
     return {**doc, "deployment_id": doc["id"]}
 
 

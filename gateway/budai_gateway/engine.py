@@ -23,6 +23,8 @@ from budai_gateway.services.state import State, iso
 from budai_gateway.tenancy import current_project
 
 log = logging.getLogger("budai_gateway.engine")
+StepResult = tuple[str, Any, str | None]
+"""A step's id, its output and its error (None when it succeeded)."""
 
 
 class Engine:
@@ -114,24 +116,35 @@ class Runner:
         self.state.store.put_step(self.exec_id, step)
 
     async def run(self) -> None:
-        store, limits = self.state.store, self.state.settings.limits
+        store = self.state.store
         doc = store.get("execution", self.exec_id)
         if doc is None or doc["status"] in TERMINAL:
             return
         internal = store.get_internal(self.exec_id)
         definition = Definition.model_validate(internal["definition"])
-        specs: dict[str, Step] = {s.id: s for s in definition.steps}
-        states = {s["id"]: s for s in store.steps(self.exec_id)}
-        # A step that was running when the gateway died runs again, a bounded number of times:
-        # a step that crashes or wedges the gateway must not be replayed for ever.
-        max_restarts = limits.max_step_restarts
+        self.specs: dict[str, Step] = {s.id: s for s in definition.steps}
+        self.states = {s["id"]: s for s in store.steps(self.exec_id)}
+        self._recover_interrupted(internal)
+        if doc["status"] == "pending":
+            doc["status"] = "running"
+            doc["started_at"] = iso()
+            store.put("execution", doc)
+        started_ts = _iso_to_ts(doc["started_at"]) or time.time()
+        self._prepare(doc)
+        cancelled = await self._walk(bool(internal.get("cancel_requested")))
+        self._conclude(doc, cancelled, started_ts)
+
+    def _recover_interrupted(self, internal: dict[str, Any]) -> None:
+        """A step that was running when the gateway died runs again, a bounded number of times:
+        a step that crashes or wedges the gateway must not be replayed for ever."""
+        max_restarts = self.state.settings.limits.max_step_restarts
         restarts: dict[str, int] = dict(internal.get("restarts") or {})
-        interrupted = [st for st in states.values() if st["status"] == "running"]
+        interrupted = [st for st in self.states.values() if st["status"] == "running"]
         for st in interrupted:
             restarts[st["id"]] = restarts.get(st["id"], 0) + 1
         if interrupted:
             internal["restarts"] = restarts
-            store.put_internal(self.exec_id, internal)
+            self.state.store.put_internal(self.exec_id, internal)
         for st in interrupted:
             if restarts[st["id"]] > max_restarts:
                 st["status"] = "failed"
@@ -143,13 +156,11 @@ class Runner:
             else:
                 st["status"] = "pending"
             self._save_step(st)
-        if doc["status"] == "pending":
-            doc["status"] = "running"
-            doc["started_at"] = iso()
-            store.put("execution", doc)
-        started_ts = _iso_to_ts(doc["started_at"]) or time.time()
 
-        ctx_steps: dict[str, dict[str, Any]] = {
+    def _prepare(self, doc: dict[str, Any]) -> None:
+        """The walk's bookkeeping from the persisted steps: context, waits, what is ready."""
+        states, specs = self.states, self.specs
+        self.ctx_steps: dict[str, dict[str, Any]] = {
             sid: {
                 "status": st["status"],
                 "output": st["output"],
@@ -158,127 +169,137 @@ class Runner:
             }
             for sid, st in states.items()
         }
-        context = {"params": doc["params"], "steps": ctx_steps}
-        children: dict[str, list[str]] = {sid: [] for sid in specs}
-        waiting: dict[str, int] = {}
+        self.context = {"params": doc["params"], "steps": self.ctx_steps}
+        self.children: dict[str, list[str]] = {sid: [] for sid in specs}
+        self.waiting: dict[str, int] = {}
         for sid, spec in specs.items():
             deps = set(spec.depends_on)
             for d in deps:
-                children[d].append(sid)
-            waiting[sid] = sum(
+                self.children[d].append(sid)
+            self.waiting[sid] = sum(
                 1 for d in deps if states[d]["status"] not in ("completed", "skipped")
             )
-        ready = [sid for sid in specs if states[sid]["status"] == "pending" and waiting[sid] == 0]
-        running: dict[asyncio.Task[tuple[str, Any, str | None]], str] = {}
-        failure: str | None = None
+        self.ready = [
+            sid for sid in specs if states[sid]["status"] == "pending" and self.waiting[sid] == 0
+        ]
+        self.failure: str | None = None
         failed_earlier = [s for s in states.values() if s["status"] == "failed"]
         if failed_earlier:
-            failure = f"step '{failed_earlier[0]['id']}' failed: {failed_earlier[0]['error']}"
-        cancelled = bool(internal.get("cancel_requested"))
-        output_total = sum(
+            first = failed_earlier[0]
+            self.failure = f"step '{first['id']}' failed: {first['error']}"
+        self.output_total = sum(
             _json_size(st["output"]) for st in states.values() if st["status"] == "completed"
         )
 
-        def over_cap(output: Any) -> str | None:
-            """The error for an output over a cap, naming the cap; None when it fits."""
-            nonlocal output_total
-            size = _json_size(_jsonable(output))
-            if size > limits.max_step_output_bytes:
-                return (
-                    f"step output is {size:,} bytes, over the {limits.max_step_output_bytes:,}"
-                    "-byte cap (limits.max_step_output_bytes)"
-                )
-            if output_total + size > limits.max_execution_output_bytes:
-                return (
-                    f"the execution's outputs would reach {output_total + size:,} bytes, over "
-                    f"the {limits.max_execution_output_bytes:,}-byte cap "
-                    "(limits.max_execution_output_bytes)"
-                )
-            output_total += size
-            return None
+    def _over_cap(self, output: Any) -> str | None:
+        """The error for an output over a cap, naming the cap; None when it fits."""
+        limits = self.state.settings.limits
+        size = _json_size(_jsonable(output))
+        if size > limits.max_step_output_bytes:
+            return (
+                f"step output is {size:,} bytes, over the {limits.max_step_output_bytes:,}"
+                "-byte cap (limits.max_step_output_bytes)"
+            )
+        if self.output_total + size > limits.max_execution_output_bytes:
+            return (
+                f"the execution's outputs would reach {self.output_total + size:,} bytes, over "
+                f"the {limits.max_execution_output_bytes:,}-byte cap "
+                "(limits.max_execution_output_bytes)"
+            )
+        self.output_total += size
+        return None
 
-        def finish_step(sid: str, status: str, output: Any, error: str | None) -> None:
-            st = states[sid]
-            now = time.time()
-            st["status"] = status
-            st["output"] = _jsonable(output) if status == "completed" else None
-            st["error"] = error
-            if status != "skipped" or st["started_at"] is not None:
-                st["completed_at"] = iso(now)
-                begun = _iso_to_ts(st["started_at"])
-                st["duration_seconds"] = round(now - begun, 6) if begun else None
+    def _finish_step(self, sid: str, status: str, output: Any, error: str | None) -> None:
+        st = self.states[sid]
+        now = time.time()
+        st["status"] = status
+        st["output"] = _jsonable(output) if status == "completed" else None
+        st["error"] = error
+        if status != "skipped" or st["started_at"] is not None:
+            st["completed_at"] = iso(now)
+            begun = _iso_to_ts(st["started_at"])
+            st["duration_seconds"] = round(now - begun, 6) if begun else None
+        self._save_step(st)
+        self.ctx_steps[sid] = {
+            "status": status,
+            "output": st["output"],
+            "outputs": st["output"],
+            "error": error,
+        }
+        if status in ("completed", "skipped"):
+            for child in self.children[sid]:
+                self.waiting[child] -= 1
+                if self.waiting[child] == 0:
+                    self.ready.append(child)
+
+    async def _launch_ready(self, running: dict[asyncio.Task[StepResult], str]) -> None:
+        """Start every ready step whose condition holds (skip the others), until one fails."""
+        while self.ready and self.failure is None:
+            sid = self.ready.pop(0)
+            spec = self.specs[sid]
+            st = self.states[sid]
+            if st["status"] != "pending":
+                continue
+            if spec.condition is not None:
+                try:
+                    go = await self.evaluator.condition_async(spec.condition, self.context)
+                except Exception as exc:
+                    self._finish_step(sid, "failed", None, f"condition failed: {exc}")
+                    self.failure = f"step '{sid}' failed: condition failed: {exc}"
+                    return
+                if not go:
+                    self._finish_step(sid, "skipped", None, None)
+                    continue
+            st["status"] = "running"
+            if st["started_at"] is None:
+                st["started_at"] = iso()
+            self.ctx_steps[sid]["status"] = "running"
             self._save_step(st)
-            ctx_steps[sid] = {
-                "status": status,
-                "output": st["output"],
-                "outputs": st["output"],
-                "error": error,
-            }
-            if status in ("completed", "skipped"):
-                for child in children[sid]:
-                    waiting[child] -= 1
-                    if waiting[child] == 0:
-                        ready.append(child)
+            running[asyncio.create_task(self._run_step(spec, st, self.context))] = sid
 
+    async def _walk(self, cancelled: bool) -> bool:
+        """Run the DAG until nothing is left to run; True when it was cancelled."""
+        running: dict[asyncio.Task[StepResult], str] = {}
         cancel_wait: asyncio.Task[Any] = asyncio.create_task(self.cancel_event.wait())
         try:
             while True:
                 if self.cancel_event.is_set():
                     cancelled = True
-                while ready and failure is None and not cancelled:
-                    sid = ready.pop(0)
-                    spec = specs[sid]
-                    st = states[sid]
-                    if st["status"] != "pending":
-                        continue
-                    if spec.condition is not None:
-                        try:
-                            go = await self.evaluator.condition_async(spec.condition, context)
-                        except Exception as exc:
-                            finish_step(sid, "failed", None, f"condition failed: {exc}")
-                            failure = f"step '{sid}' failed: condition failed: {exc}"
-                            break
-                        if not go:
-                            finish_step(sid, "skipped", None, None)
-                            continue
-                    st["status"] = "running"
-                    if st["started_at"] is None:
-                        st["started_at"] = iso()
-                    ctx_steps[sid]["status"] = "running"
-                    self._save_step(st)
-                    task = asyncio.create_task(self._run_step(spec, st, context))
-                    running[task] = sid
+                if not cancelled:
+                    await self._launch_ready(running)
                 if not running:
-                    break
+                    return cancelled
                 done, _ = await asyncio.wait(
                     [*running, cancel_wait], return_when=asyncio.FIRST_COMPLETED
                 )
                 if cancel_wait in done:
-                    cancelled = True
                     for task in running:
                         task.cancel()
                     await asyncio.gather(*running, return_exceptions=True)
                     for sid in running.values():
-                        finish_step(sid, "failed", None, "cancelled")
+                        self._finish_step(sid, "failed", None, "cancelled")
                     running.clear()
-                    break
+                    return True
                 for finished in done:
                     sid = running.pop(finished)
                     _, output, error = finished.result()
                     if error is None:
-                        error = over_cap(output)
+                        error = self._over_cap(output)
                     if error is None:
-                        finish_step(sid, "completed", output, None)
+                        self._finish_step(sid, "completed", output, None)
                     else:
-                        finish_step(sid, "failed", None, error)
-                        if failure is None:
-                            failure = f"step '{sid}' failed: {error}"
+                        self._finish_step(sid, "failed", None, error)
+                        if self.failure is None:
+                            self.failure = f"step '{sid}' failed: {error}"
         finally:
             cancel_wait.cancel()
             for task in running:
                 task.cancel()
 
-        leftovers = [st for st in states.values() if st["status"] == "pending"]
+    def _conclude(self, doc: dict[str, Any], cancelled: bool, started_ts: float) -> None:
+        """Skip what never ran; the execution's final status, error and duration."""
+        store = self.state.store
+        leftovers = [st for st in self.states.values() if st["status"] == "pending"]
         for st in leftovers:
             st["status"] = "skipped"
         if leftovers:
@@ -288,9 +309,9 @@ class Runner:
         if cancelled:
             doc["status"] = "cancelled"
             doc["error"] = "cancelled by request"
-        elif failure is not None:
+        elif self.failure is not None:
             doc["status"] = "failed"
-            doc["error"] = failure
+            doc["error"] = self.failure
         else:
             doc["status"] = "completed"
             doc["error"] = None
@@ -300,7 +321,7 @@ class Runner:
 
     async def _run_step(
         self, spec: Step, st: dict[str, Any], context: dict[str, Any]
-    ) -> tuple[str, Any, str | None]:
+    ) -> StepResult:
         retry = spec.retry
         max_attempts = retry.max_attempts if retry else 1
         func = ACTION_FUNCS[spec.action]

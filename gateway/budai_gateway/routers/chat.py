@@ -14,6 +14,11 @@ from budai_gateway.routers.common import AUTH, Svc, request_id
 router = APIRouter(tags=["chat"], dependencies=AUTH)
 
 
+def _or_stream(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 response documented as JSON or, with ``stream: true``, server-sent events."""
+    return {200: {"content": {"text/event-stream": {}}, "description": description}}
+
+
 def _sse(gen: Any) -> StreamingResponse:
     return StreamingResponse(
         gen, media_type="text/event-stream", headers={"cache-control": "no-cache"}
@@ -23,13 +28,9 @@ def _sse(gen: Any) -> StreamingResponse:
 @router.post(
     "/chat/completions",
     response_model=S.ChatCompletion,
-    responses={
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "A completion, "
-            "or an SSE stream of chat.completion.chunk when stream is true",
-        }
-    },
+    responses=_or_stream(
+        "A completion, or an SSE stream of chat.completion.chunk when stream is true"
+    ),
 )
 async def chat_completions(request: Request, svc: Svc, body: S.ChatCompletionRequest) -> Any:
     state = svc.state
@@ -56,12 +57,7 @@ async def create_embeddings(svc: Svc, body: openai_compat.EmbeddingRequest) -> A
 @router.post(
     "/completions",
     response_model=openai_compat.Completion,
-    responses={
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "A legacy text completion (an SSE stream when stream is true)",
-        }
-    },
+    responses=_or_stream("A legacy text completion (an SSE stream when stream is true)"),
 )
 async def create_completion(svc: Svc, body: openai_compat.CompletionRequest) -> Any:
     result = await openai_compat.completion(svc.state, body)
