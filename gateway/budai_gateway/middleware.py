@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from budai_gateway.config import ApiKey, AuthFailureLimit, RateLimit
 from budai_gateway.errors import error_bytes, printable
-from budai_gateway.service import Gateway
 from budai_gateway.store import IDEMPOTENCY, RESERVED
 from budai_gateway.tenancy import current_project
+from budai_gateway.wiring import Services
 
 log = logging.getLogger("budai_gateway")
 
@@ -257,7 +257,7 @@ def _canonical_body(body: bytes) -> bytes:
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, gw: Gateway, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, gw: Services, runtime: Runtime) -> None:
         self.app = app
         self.gw = gw
         self.rt = runtime
@@ -471,7 +471,7 @@ class GatewayMiddleware:
             return 409, headers, body
         kind, doc = found
         if kind == "execution":
-            doc = self.gw._execution_view(doc)
+            doc = self.gw.executions.view(doc)
         return 201, headers, json.dumps(doc).encode()
 
     async def _run(

@@ -10,7 +10,7 @@ import httpx
 
 from budai_gateway.config import ApiKey, Settings
 from budai_gateway.middleware import GatewayMiddleware, Runtime
-from budai_gateway.service import Gateway
+from budai_gateway.wiring import Services
 
 
 async def exploding_app(scope: Any, receive: Any, send: Any) -> None:
@@ -21,7 +21,7 @@ def test_unhandled_error_is_a_contract_500(tmp_path: Path) -> None:
     settings = Settings(db_path=str(tmp_path / "g.db"), api_keys=[ApiKey(key="k")])
 
     async def go() -> list[httpx.Response]:
-        gw = Gateway(settings)
+        gw = Services(settings)
         rt = Runtime(keys={"k": settings.api_keys[0]}, rate_limit=settings.rate_limit)
         app = GatewayMiddleware(exploding_app, gw, rt)
         transport = httpx.ASGITransport(app=app)
