@@ -61,6 +61,7 @@ class Reconciler(Part):
             jitter=random.random(),
             in_flight_interval=self.settings.in_flight_interval,
             stable_interval=self.settings.stable_interval,
+            status_model=self.kinds[st.kind].definition.status,
         )
 
     def turn(self, st: ObjectState, ctx: Ctx) -> Turn:

@@ -59,6 +59,9 @@ class Ctx:
     jitter: float = 0.5
     in_flight_interval: float = IN_FLIGHT_INTERVAL
     stable_interval: float = STABLE_INTERVAL
+    # The kind's status model: the plans every kind shares (error, stalled, paused, initial,
+    # delete) build through it when their caller names none.
+    status_model: type[CommonStatus] | None = None
 
     def poll(self, in_flight: bool, fast: float | None = None) -> float:
         """Seconds until the next poll for this object (annotation override, jitter)."""
@@ -166,11 +169,11 @@ def current_id(ctx: Ctx, external_id: str | None) -> str | None:
     return ctx.annotations.get(ANN_EXTERNAL_ID) or None
 
 
-def status_model(model: type[CommonStatus] | None) -> type[CommonStatus]:
-    """The model a status is built through: the kind's own (each decision passes it), else,
-    for the plans every kind shares when the caller names no kind, the common fields typed and
-    the kind's own carried as they were."""
-    return model or CarriedStatus
+def status_model(ctx: Ctx, model: type[CommonStatus] | None) -> type[CommonStatus]:
+    """The model a status is built through: the kind's own (passed by the decision, or carried
+    by the context the runtime builds), else the common fields typed and the kind's own carried
+    as they were (a context built without a kind, as some tests do)."""
+    return model or ctx.status_model or CarriedStatus
 
 
 def base_status(ctx: Ctx, model: type[S]) -> S:
@@ -193,7 +196,7 @@ def initial_status(ctx: Ctx, model: type[CommonStatus] | None = None) -> dict[st
     """`Ready=False, Initializing` from the very first moment; None when status already exists."""
     if ctx.status.get("conditions"):
         return None
-    status = base_status(ctx, status_model(model))
+    status = base_status(ctx, status_model(ctx, model))
     status.observed_generation = None
     return with_conditions(
         ctx,
@@ -247,7 +250,7 @@ def paused_plan(ctx: Ctx, model: type[CommonStatus] | None = None) -> Plan:
     """`bud.studio/paused: "true"`: no remote writes, `Synced=False, Paused`."""
     status = with_conditions(
         ctx,
-        base_status(ctx, status_model(model)),
+        base_status(ctx, status_model(ctx, model)),
         c.cond(c.SYNCED, False, "Paused", "bud.studio/paused is true: remote writes are stopped"),
         c.cond(c.RECONCILING, False, "Paused"),
     )
@@ -275,7 +278,7 @@ def error_plan(
     kind = classify(failure)
     reason = reason_for(failure)
     message = f"{doing} failed: {failure.describe()}"
-    status = base_status(ctx, status_model(model))
+    status = base_status(ctx, status_model(ctx, model))
     if kind is ErrorClass.NOT_FOUND and creating:
         # Retrying cannot conjure the referenced object: stall, re-check slowly.
         reason = "RemoteNotFound"
@@ -324,7 +327,7 @@ def stalled_plan(
     model: type[CommonStatus] | None = None,
 ) -> Plan:
     """A terminal problem found without calling the gateway (a cycle, an unknown action)."""
-    status = stalled_status(ctx, base_status(ctx, status_model(model)), reason, message)
+    status = stalled_status(ctx, base_status(ctx, status_model(ctx, model)), reason, message)
     events = [Event("Warning", reason, message)] if event else []
     return Plan(status=status.to_wire(), events=events, requeue_after=None)
 
@@ -358,7 +361,7 @@ def delete_plan(
     After `DELETE_FAILED_AFTER` failed attempts `DeleteFailed=True` says what failed and how to
     get out (switch to Orphan).
     """
-    status = base_status(ctx, status_model(model))
+    status = base_status(ctx, status_model(ctx, model))
     if policy == "Orphan" or remote_id is None:
         why = "deletionPolicy is Orphan" if remote_id else "no remote object was created"
         message = f"left the remote {noun} {remote_id} in place: {why}" if remote_id else why
