@@ -22,11 +22,12 @@ from pathlib import Path
 
 from budai import BudClient
 from budai_gateway.testing import LocalGateway, free_port
+from budai_operator.kinds.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 CP = ["bash", str(ROOT / "hack" / "control-plane.sh")]
 NAMESPACE = "bud-demo"
-KINDS = "budmodels,buddeployments,budpipelines,budexecutions"
+KINDS = ",".join(adapter.plural for adapter in REGISTRY)
 CONVERGE_TIMEOUT = float(os.environ.get("BUDAI_DEMO_TIMEOUT", "300"))
 
 

@@ -10,18 +10,35 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from budai_gateway import chat
 from budai_gateway.errors import APIError, printable
-
-if TYPE_CHECKING:
-    from budai_gateway.service import Gateway
+from budai_gateway.schemas import DeploymentCreate, ModelCreate
+from budai_gateway.services.clusters import Clusters
+from budai_gateway.services.common import settle
+from budai_gateway.services.deployments import Deployments
+from budai_gateway.services.models import Models
+from budai_gateway.services.state import State
+from budai_gateway.store import Doc
 
 log = logging.getLogger("budai_gateway.actions")
-ActionFunc = Callable[["Gateway", dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an action may act on: the same services the REST routes call."""
+
+    state: State
+    models: Models
+    deployments: Deployments
+    clusters: Clusters
+
+
+ActionFunc = Callable[[Context, dict[str, Any]], Awaitable[Any]]
 
 
 class StepFailed(Exception):
@@ -32,9 +49,9 @@ def _api(exc: APIError) -> StepFailed:
     return StepFailed(f"{exc.code}: {exc.message}")
 
 
-async def log_action(gw: Gateway, p: dict[str, Any]) -> Any:
+async def log_action(ctx: Context, p: dict[str, Any]) -> Any:
     level = p.get("level", "info")
-    cap = gw.settings.limits.max_log_message_bytes
+    cap = ctx.state.settings.limits.max_log_message_bytes
     message = str(p.get("message", ""))
     truncated = len(message) > cap
     if truncated:
@@ -47,19 +64,19 @@ async def log_action(gw: Gateway, p: dict[str, Any]) -> Any:
     return out
 
 
-async def transform(gw: Gateway, p: dict[str, Any]) -> Any:
+async def transform(ctx: Context, p: dict[str, Any]) -> Any:
     return p["value"]
 
 
-async def set_output(gw: Gateway, p: dict[str, Any]) -> Any:
+async def set_output(ctx: Context, p: dict[str, Any]) -> Any:
     return p["outputs"] if "outputs" in p else dict(p)
 
 
-async def fail(gw: Gateway, p: dict[str, Any]) -> Any:
+async def fail(ctx: Context, p: dict[str, Any]) -> Any:
     raise StepFailed(str(p.get("message", "Intentional failure")))
 
 
-async def wait(gw: Gateway, p: dict[str, Any]) -> Any:
+async def wait(ctx: Context, p: dict[str, Any]) -> Any:
     seconds = float(p["seconds"])
     if seconds < 0:
         raise StepFailed("seconds must be >= 0")
@@ -67,8 +84,8 @@ async def wait(gw: Gateway, p: dict[str, Any]) -> Any:
     return {"waited_seconds": seconds}
 
 
-async def http_request(gw: Gateway, p: dict[str, Any]) -> Any:
-    assert gw.http is not None
+async def http_request(ctx: Context, p: dict[str, Any]) -> Any:
+    client = ctx.state.client()
     method = str(p.get("method", "GET")).upper()
     kwargs: dict[str, Any] = {"headers": p.get("headers") or {}}
     if "json" in p:
@@ -76,10 +93,10 @@ async def http_request(gw: Gateway, p: dict[str, Any]) -> Any:
     elif "body" in p:
         kwargs["content"] = str(p["body"]).encode()
     timeout = float(p.get("timeout_seconds", 30))
-    cap = gw.settings.limits.max_step_output_bytes
+    cap = ctx.state.settings.limits.max_step_output_bytes
     try:
-        request = gw.http.build_request(method, str(p["url"]), timeout=timeout, **kwargs)
-        resp = await gw.http.send(request, stream=True)
+        request = client.build_request(method, str(p["url"]), timeout=timeout, **kwargs)
+        resp = await client.send(request, stream=True)
         try:
             raw = b""
             async for chunk in resp.aiter_bytes():
@@ -111,50 +128,54 @@ def _wait_flag(p: dict[str, Any]) -> tuple[bool, float]:
     return bool(p.get("wait", True)), float(p.get("wait_timeout_seconds", 600))
 
 
-async def model_add(gw: Gateway, p: dict[str, Any]) -> Any:
+async def _wait_until(
+    ctx: Context, p: dict[str, Any], doc: Doc, until: set[str], failed: str | None = None
+) -> Doc:
+    """Unless the step says ``wait: false``: the object once it reaches ``until`` (the step
+    fails when it disappears, or when it lands in ``failed``)."""
+    should_wait, timeout = _wait_flag(p)
+    if not should_wait:
+        return doc
+    kind = doc["object"]
+    settled = await settle(ctx.state, kind, doc["id"], until, timeout)
+    if settled is None:
+        raise StepFailed(f"{kind} {doc['id']} disappeared")
+    if failed is not None and settled["status"] == failed:
+        raise StepFailed(f"{kind} {doc['id']} failed: {settled['error']}")
+    return settled
+
+
+async def model_add(ctx: Context, p: dict[str, Any]) -> Any:
     body = {
         "name": p["name"],
         "source": p["source"],
         "uri": p["uri"],
         "metadata": p.get("metadata"),
     }
-    from budai_gateway.schemas import ModelCreate
-
     try:
         ModelCreate.model_validate(body)
-        gw.check_model_metadata(body.get("metadata"))
-        measured = await gw.measure_local(str(body["uri"])) if body["source"] == "local" else None
-        doc = gw.create_model(body, measured)
+        doc = await ctx.models.add(body)
     except APIError as exc:
         if exc.code != "already_exists":
             raise _api(exc) from exc
         # Re-running a pipeline reuses the model it added before.
-        doc = gw.get_model(exc.headers["Location"].rsplit("/", 1)[-1])
-    should_wait, timeout = _wait_flag(p)
-    if should_wait:
-        settled = await gw.settle("model", doc["id"], {"available", "error"}, timeout)
-        if settled is None:
-            raise StepFailed(f"model {doc['id']} disappeared")
-        doc = settled
-        if doc["status"] == "error":
-            raise StepFailed(f"model {doc['id']} failed: {doc['error']}")
+        doc = ctx.models.get(exc.headers["Location"].rsplit("/", 1)[-1])
+    doc = await _wait_until(ctx, p, doc, {"available", "error"}, failed="error")
     return {**doc, "model_id": doc["id"]}
 
 
-async def model_delete(gw: Gateway, p: dict[str, Any]) -> Any:
+async def model_delete(ctx: Context, p: dict[str, Any]) -> Any:
     try:
-        doc = gw.delete_model(str(p["model_id"]))
+        doc = ctx.models.delete(str(p["model_id"]))
     except APIError as exc:
         raise _api(exc) from exc
     should_wait, timeout = _wait_flag(p)
     if should_wait:
-        await gw.settle("model", doc["id"], set(), timeout)
+        await settle(ctx.state, "model", doc["id"], set(), timeout)
     return {"model_id": doc["id"], "deleted": True}
 
 
-async def deployment_create(gw: Gateway, p: dict[str, Any]) -> Any:
-    from budai_gateway.schemas import DeploymentCreate
-
+async def deployment_create(ctx: Context, p: dict[str, Any]) -> Any:
     body: dict[str, Any] = {
         k: p[k]
         for k in ("model_id", "cluster_id", "name", "replicas", "resources", "auto_scaling")
@@ -162,76 +183,64 @@ async def deployment_create(gw: Gateway, p: dict[str, Any]) -> Any:
     }
     try:
         DeploymentCreate.model_validate(body)
-        doc = gw.create_deployment(body)
+        doc = ctx.deployments.create(body)
     except APIError as exc:
         raise _api(exc) from exc
     except ValueError as exc:
         raise StepFailed(f"invalid deployment parameters: {exc}") from exc
-    should_wait, timeout = _wait_flag(p)
-    if should_wait:
-        settled = await gw.settle("deployment", doc["id"], {"active", "failed"}, timeout)
-        if settled is None:
-            raise StepFailed(f"deployment {doc['id']} disappeared")
-        doc = settled
-        if doc["status"] == "failed":
-            raise StepFailed(f"deployment {doc['id']} failed: {doc['error']}")
+    doc = await _wait_until(ctx, p, doc, {"active", "failed"}, failed="failed")
     return {**doc, "deployment_id": doc["id"]}
 
 
-async def deployment_scale(gw: Gateway, p: dict[str, Any]) -> Any:
+async def deployment_scale(ctx: Context, p: dict[str, Any]) -> Any:
     try:
         replicas = int(p["replicas"])
         if not 0 <= replicas <= 100:
             raise StepFailed("replicas must be between 0 and 100")
-        doc = gw.update_deployment(str(p["deployment_id"]), {"replicas": replicas})
+        doc = ctx.deployments.update(str(p["deployment_id"]), {"replicas": replicas})
     except APIError as exc:
         raise _api(exc) from exc
-    should_wait, timeout = _wait_flag(p)
-    if should_wait:
-        settled = await gw.settle("deployment", doc["id"], {"active", "failed", "stopped"}, timeout)
-        if settled is None:
-            raise StepFailed(f"deployment {doc['id']} disappeared")
-        doc = settled
+    doc = await _wait_until(ctx, p, doc, {"active", "failed", "stopped"})
     return {**doc, "deployment_id": doc["id"]}
 
 
-async def deployment_delete(gw: Gateway, p: dict[str, Any]) -> Any:
+async def deployment_delete(ctx: Context, p: dict[str, Any]) -> Any:
     try:
-        doc = gw.delete_deployment(str(p["deployment_id"]))
+        doc = ctx.deployments.delete(str(p["deployment_id"]))
     except APIError as exc:
         raise _api(exc) from exc
     should_wait, timeout = _wait_flag(p)
     if should_wait:
-        await gw.settle("deployment", doc["id"], set(), timeout)
+        await settle(ctx.state, "deployment", doc["id"], set(), timeout)
     return {"deployment_id": doc["id"], "deleted": True}
 
 
-async def cluster_health(gw: Gateway, p: dict[str, Any]) -> Any:
+async def cluster_health(ctx: Context, p: dict[str, Any]) -> Any:
     try:
-        health = gw.cluster_health(str(p["cluster_id"]))
+        health = ctx.clusters.health(str(p["cluster_id"]))
     except APIError as exc:
         raise _api(exc) from exc
     return {**health, "healthy": health["status"] == "healthy"}
 
 
-async def chat_completion(gw: Gateway, p: dict[str, Any]) -> Any:
+async def chat_completion(ctx: Context, p: dict[str, Any]) -> Any:
     messages = p.get("messages") or [{"role": "user", "content": str(p.get("prompt", ""))}]
     req: dict[str, Any] = {"model": p["model"], "messages": messages, "n": 1}
     for k in ("max_tokens", "temperature"):
         if k in p:
             req[k] = p[k]
     try:
-        dep, model = chat.resolve_target(gw, str(p["model"]))
+        dep, model = chat.resolve_target(ctx.state, str(p["model"]))
     except APIError as exc:
         raise _api(exc) from exc
     try:
-        chat.check_bounds(req, gw.settings.limits)
-        up = chat.upstream_of(gw, model)
-        gw.record_request(dep["id"])
+        chat.check_bounds(req, ctx.state.settings.limits)
+        up = chat.upstream_of(ctx.state.settings, model)
+        ctx.state.traffic.record(dep["id"])
         if up is not None:
-            result = await chat.forward(gw, up, model, req)
+            result = await chat.forward(ctx.state, up, model, req)
         else:
-            result = chat.completion(req, str(p["model"]), gw.settings.limits)
+            result = chat.completion(req, str(p["model"]), ctx.state.settings.limits)
     except APIError as exc:
         raise _api(exc) from exc
     choice = result["choices"][0]

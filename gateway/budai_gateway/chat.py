@@ -30,8 +30,8 @@ import httpx
 from budai_gateway.errors import APIError, printable
 
 if TYPE_CHECKING:
-    from budai_gateway.config import Limits, Upstream
-    from budai_gateway.service import Gateway
+    from budai_gateway.config import Limits, Settings, Upstream
+    from budai_gateway.services.state import State
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -70,17 +70,17 @@ def _content_text(content: Any) -> str:
     return " ".join(parts)
 
 
-def resolve_target(gw: Gateway, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def resolve_target(state: State, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(deployment, model) serving ``name``: a deployment name, a model name or a model id."""
-    deps = gw.store.find("deployment", "name", name)
+    deps = state.store.find("deployment", "name", name)
     model: dict[str, Any] | None = None
     if not deps:
-        model = gw.store.get("model", name)
+        model = state.store.get("model", name)
         if model is None:
-            models = gw.store.find("model", "name", name)
+            models = state.store.find("model", "name", name)
             model = models[0] if models else None
         if model is not None:
-            deps = gw.store.find("deployment", "model_id", model["id"])
+            deps = state.store.find("deployment", "model_id", model["id"])
     if not deps:
         raise APIError(404, "model_not_found", f"No deployment serves model '{name}'.", "model")
     # A deployment keeps serving on its ready replicas while it scales.
@@ -89,7 +89,7 @@ def resolve_target(gw: Gateway, name: str) -> tuple[dict[str, Any], dict[str, An
         for d in deps
         if d["status"] in ("active", "scaling")
         and d["ready_replicas"] > 0
-        and not gw._deleting(d["id"])
+        and not state.teardown_scheduled(d["id"])
     ]
     if not active:
         raise APIError(
@@ -106,7 +106,7 @@ def resolve_target(gw: Gateway, name: str) -> tuple[dict[str, Any], dict[str, An
             f"Deployment '{dep['name']}' has no ready replicas.",
             "model",
         )
-    model = gw.store.get("model", dep["model_id"])
+    model = state.store.get("model", dep["model_id"])
     if model is None:
         raise APIError(404, "model_not_found", f"Model for '{name}' is gone.", "model")
     return dep, model
@@ -352,7 +352,7 @@ async def _stream(
 # -- forwarding to configured upstreams ------------------------------------------------------
 
 
-def upstream_of(gw: Gateway, model: dict[str, Any]) -> Upstream | None:
+def upstream_of(settings: Settings, model: dict[str, Any]) -> Upstream | None:
     """The configured upstream a model forwards to (``metadata.upstream``), or None."""
     meta = model.get("metadata") or {}
     if "upstream_url" in meta or "upstream_api_key_env" in meta:
@@ -366,7 +366,7 @@ def upstream_of(gw: Gateway, model: dict[str, Any]) -> Upstream | None:
     name = meta.get("upstream")
     if name is None:
         return None
-    up = gw.settings.upstream(str(name))
+    up = settings.upstream(str(name))
     if up is None:
         raise APIError(
             409,
@@ -401,7 +401,7 @@ def _own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]
     return frozenset(found)
 
 
-async def check_destination(gw: Gateway, up: Upstream) -> None:
+async def check_destination(settings: Settings, up: Upstream) -> None:
     """Refuse targets the config did not allow: loopback and link-local addresses (unless the
     entry says so) and the gateway itself (always). Names are resolved now, so a DNS name
     pointing at 127.0.0.1 is caught as well as a literal address."""
@@ -414,7 +414,7 @@ async def check_destination(gw: Gateway, up: Upstream) -> None:
         raise APIError(
             502, "upstream_unreachable", f"Upstream '{up.name}' could not be resolved."
         ) from exc
-    own = httpx.URL(gw.settings.public_url)
+    own = httpx.URL(settings.public_url)
     own_port = own.port or 80
     mine = await asyncio.to_thread(_own_addresses)  # cached; a resolver may be slow
     for info in infos:
@@ -479,19 +479,26 @@ async def _read_capped(resp: httpx.Response, cap: int, up: Upstream) -> bytes:
     return b"".join(parts)
 
 
-async def forward(gw: Gateway, up: Upstream, model: dict[str, Any], req: dict[str, Any]) -> Any:
-    await check_destination(gw, up)
-    assert gw.http is not None
+async def _send(
+    state: State, up: Upstream, model: dict[str, Any], req: dict[str, Any]
+) -> httpx.Response:
+    """The upstream's streamed response to ``req``, once its destination is allowed."""
+    await check_destination(state.settings, up)
+    client = state.client()
     url, body, headers = _upstream_request(up, model, req)
-    cap = gw.settings.limits.upstream_max_response_bytes
-    request = gw.http.build_request("POST", url, json=body, headers=headers,
+    request = client.build_request("POST", url, json=body, headers=headers,
                                     timeout=up.timeout_seconds)  # fmt: skip
     try:
-        resp = await gw.http.send(request, stream=True, follow_redirects=False)
+        return await client.send(request, stream=True, follow_redirects=False)
     except httpx.HTTPError as exc:
         raise APIError(
             502, "upstream_unreachable", f"Upstream '{up.name}' failed: {type(exc).__name__}."
         ) from exc
+
+
+async def forward(state: State, up: Upstream, model: dict[str, Any], req: dict[str, Any]) -> Any:
+    cap = state.settings.limits.upstream_max_response_bytes
+    resp = await _send(state, up, model, req)
     try:
         if resp.status_code != 200:
             raise _upstream_failed(up, resp.status_code)
@@ -515,22 +522,12 @@ async def forward(gw: Gateway, up: Upstream, model: dict[str, Any], req: dict[st
 
 
 async def open_upstream_stream(
-    gw: Gateway, up: Upstream, model: dict[str, Any], req: dict[str, Any], request_id: str
+    state: State, up: Upstream, model: dict[str, Any], req: dict[str, Any], request_id: str
 ) -> AsyncIterator[bytes]:
     """Connect to the upstream first, so a refused or failed call is a plain error response
     (502, or the upstream's 4xx); only failures after the first byte become an SSE error."""
-    await check_destination(gw, up)
-    assert gw.http is not None
-    url, body, headers = _upstream_request(up, model, req)
-    cap = gw.settings.limits.upstream_max_response_bytes
-    request = gw.http.build_request("POST", url, json=body, headers=headers,
-                                    timeout=up.timeout_seconds)  # fmt: skip
-    try:
-        resp = await gw.http.send(request, stream=True, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        raise APIError(
-            502, "upstream_unreachable", f"Upstream '{up.name}' failed: {type(exc).__name__}."
-        ) from exc
+    cap = state.settings.limits.upstream_max_response_bytes
+    resp = await _send(state, up, model, req)
     if resp.status_code != 200:
         await resp.aclose()
         raise _upstream_failed(up, resp.status_code)

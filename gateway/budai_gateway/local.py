@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from budai.types.cluster import ClusterStatus
+from budai.types.deployment import DeploymentStatus
 from budai_gateway.errors import APIError
 
 if TYPE_CHECKING:
     from budai_gateway.middleware import RequestPolicy
-    from budai_gateway.service import Gateway
+    from budai_gateway.wiring import Services
 
 
 class FaultCreate(BaseModel):
@@ -46,12 +48,12 @@ class ClusterChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ready_nodes: int | None = Field(default=None, ge=0)
     nodes: list[NodeIn] | None = None
-    status: Literal["provisioning", "active", "degraded", "maintenance", "failed"] | None = None
+    status: ClusterStatus | None = None
 
 
 class DeploymentChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Literal["pending", "deploying", "active", "scaling", "failed", "stopped"] | None = None
+    status: DeploymentStatus | None = None
     replicas: int | None = Field(default=None, ge=0)
     ready_replicas: int | None = Field(default=None, ge=0)
     error: str | None = None
@@ -74,7 +76,7 @@ class RateLimitChange(BaseModel):
     refill_per_second: float = Field(gt=0)
 
 
-def local_router(gw: Gateway, rt: RequestPolicy) -> APIRouter:
+def local_router(svc: Services, rt: RequestPolicy) -> APIRouter:
     from budai_gateway.middleware import FaultRule
 
     r = APIRouter(tags=["local controls"])
@@ -105,37 +107,37 @@ def local_router(gw: Gateway, rt: RequestPolicy) -> APIRouter:
 
     @r.post("/clusters/{cluster_id}")
     async def change_cluster(cluster_id: str, body: ClusterChange) -> dict[str, Any]:
-        return gw.local_update_cluster(cluster_id, body.model_dump(exclude_unset=True))
+        return svc.clusters.local_update(cluster_id, body.model_dump(exclude_unset=True))
 
     @r.get("/clusters/{cluster_id}")
     async def cluster_internals(cluster_id: str) -> dict[str, Any]:
-        doc = gw.get_cluster(cluster_id)
-        return {**doc, **gw.store.get_internal(cluster_id)}
+        doc = svc.clusters.get(cluster_id)
+        return {**doc, **svc.store.get_internal(cluster_id)}
 
     @r.post("/deployments/{deployment_id}")
     async def change_deployment(deployment_id: str, body: DeploymentChange) -> dict[str, Any]:
-        return gw.local_update_deployment(deployment_id, body.model_dump(exclude_unset=True))
+        return svc.deployments.local_update(deployment_id, body.model_dump(exclude_unset=True))
 
     @r.post("/deployments/{deployment_id}/load")
     async def deployment_load(deployment_id: str, body: LoadChange) -> dict[str, Any]:
-        return gw.local_set_load(deployment_id, body.requests_per_second)
+        return svc.autoscaler.set_load(deployment_id, body.requests_per_second)
 
     @r.get("/deployments/{deployment_id}/rate")
     async def deployment_rate(deployment_id: str) -> dict[str, Any]:
-        gw.get_deployment(deployment_id)
+        svc.deployments.get(deployment_id)
         return {
             "deployment_id": deployment_id,
-            "requests_per_second": gw.request_rate(deployment_id),
+            "requests_per_second": svc.autoscaler.rate(deployment_id),
         }
 
     @r.get("/speed")
     async def get_speed() -> dict[str, float]:
-        return {"factor": gw.speed}
+        return {"factor": svc.state.speed}
 
     @r.post("/speed")
     async def set_speed(body: SpeedChange) -> dict[str, float]:
-        gw.speed = body.factor
-        return {"factor": gw.speed}
+        svc.state.speed = body.factor
+        return {"factor": svc.state.speed}
 
     @r.post("/rate_limit")
     async def set_rate_limit(body: RateLimitChange) -> dict[str, Any]:
@@ -146,17 +148,17 @@ def local_router(gw: Gateway, rt: RequestPolicy) -> APIRouter:
 
     @r.post("/tick")
     async def tick() -> dict[str, bool]:
-        gw.tick()
+        svc.scheduler.tick()
         return {"ok": True}
 
     @r.post("/reset")
     async def reset() -> dict[str, bool]:
-        gw.reset()
+        svc.reset()
         rt.faults.clear()
         rt.buckets.clear()
-        rt.rate_limit.capacity = gw.settings.rate_limit.capacity
-        rt.rate_limit.refill_per_second = gw.settings.rate_limit.refill_per_second
-        gw.speed = gw.settings.speed
+        rt.rate_limit.capacity = svc.settings.rate_limit.capacity
+        rt.rate_limit.refill_per_second = svc.settings.rate_limit.refill_per_second
+        svc.state.speed = svc.settings.speed
         return {"ok": True}
 
     return r

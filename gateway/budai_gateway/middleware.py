@@ -30,9 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from budai_gateway.config import ApiKey, AuthFailureLimit, RateLimit, Settings
 from budai_gateway.errors import error_bytes, printable
-from budai_gateway.service import Gateway
 from budai_gateway.store import IDEMPOTENCY, RESERVED
 from budai_gateway.tenancy import current_project
+from budai_gateway.wiring import Services
 
 log = logging.getLogger("budai_gateway")
 
@@ -595,7 +595,7 @@ class Idempotency:
     time."""
 
     policy: RequestPolicy
-    gw: Gateway
+    gw: Services
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Outcome:
         idem = ex.idempotency_key
@@ -651,7 +651,7 @@ class Idempotency:
             return 409, headers, body
         kind, doc = found
         if kind == "execution":
-            doc = self.gw._execution_view(doc)
+            doc = self.gw.executions.view(doc)
         return 201, headers, json.dumps(doc).encode()
 
 
@@ -730,7 +730,7 @@ class Dispatch:
         return Reply(capture.status, capture.headers, b"".join(capture.parts))
 
 
-def stages(app: ASGIApp, gw: Gateway, policy: RequestPolicy) -> list[Stage]:
+def stages(app: ASGIApp, gw: Services, policy: RequestPolicy) -> list[Stage]:
     """The stages in the order they run: the outermost first, the app last."""
     return [
         IsolateProject(),
@@ -763,7 +763,7 @@ async def run_stages(chain: Sequence[Stage], ex: Exchange) -> Outcome:
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, gw: Gateway, policy: RequestPolicy) -> None:
+    def __init__(self, app: ASGIApp, gw: Services, policy: RequestPolicy) -> None:
         self.app = app
         self.stages = stages(app, gw, policy)
 

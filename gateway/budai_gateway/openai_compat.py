@@ -28,7 +28,7 @@ from budai_gateway import chat
 from budai_gateway.errors import APIError
 
 if TYPE_CHECKING:
-    from budai_gateway.service import Gateway
+    from budai_gateway.services.state import State
 
 DEFAULT_DIMENSIONS = 256
 MAX_INPUTS = 2048
@@ -51,16 +51,16 @@ def _epoch(value: Any) -> int:
         return int(time.time())
 
 
-def served_models(gw: Gateway) -> list[dict[str, Any]]:
+def served_models(state: State) -> list[dict[str, Any]]:
     """One OpenAI model object per name chat answers to: each serving deployment's name and its
     model's name, oldest first, without duplicates."""
     out: dict[str, dict[str, Any]] = {}
-    for dep in gw.store.all("deployment"):
+    for dep in state.store.all("deployment"):
         if dep["status"] not in ("active", "scaling") or dep.get("ready_replicas", 0) < 1:
             continue
-        if gw._deleting(dep["id"]):
+        if state.teardown_scheduled(dep["id"]):
             continue
-        model = gw.store.get("model", dep["model_id"])
+        model = state.store.get("model", dep["model_id"])
         created = _epoch(dep.get("created_at"))
         for name in (dep["name"], model["name"] if model else None):
             if name and name not in out:
@@ -68,15 +68,15 @@ def served_models(gw: Gateway) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def served_model(gw: Gateway, name: str) -> dict[str, Any]:
-    for entry in served_models(gw):
+def served_model(state: State, name: str) -> dict[str, Any]:
+    for entry in served_models(state):
         if entry["id"] == name:
             return entry
     raise APIError(404, "model_not_found", f"No deployment serves model '{name}'.", "model")
 
 
-def models_list(gw: Gateway) -> dict[str, Any]:
-    return {"object": "list", "data": served_models(gw)}
+def models_list(state: State) -> dict[str, Any]:
+    return {"object": "list", "data": served_models(state)}
 
 
 # -- embeddings ----------------------------------------------------------------------------
@@ -136,9 +136,9 @@ def _inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
     return out
 
 
-async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
-    dep, model = chat.resolve_target(gw, body.model)
-    if chat.upstream_of(gw, model) is not None:
+async def embeddings(state: State, body: EmbeddingRequest) -> dict[str, Any]:
+    dep, model = chat.resolve_target(state, body.model)
+    if chat.upstream_of(state.settings, model) is not None:
         # Only chat is forwarded (through chat.py, which owns every check on upstreams);
         # built-in vectors for a real model would be silently wrong, so refuse instead.
         raise APIError(
@@ -148,7 +148,7 @@ async def embeddings(gw: Gateway, body: EmbeddingRequest) -> dict[str, Any]:
             "upstreams (use the upstream's /embeddings directly).",
             "model",
         )
-    gw.record_request(dep["id"])
+    state.traffic.record(dep["id"])
     dims = body.dimensions or DEFAULT_DIMENSIONS
     texts = _inputs(body.input)
     if len(texts) > MAX_INPUTS:
@@ -231,25 +231,25 @@ def _chat_request(body: CompletionRequest, prompt: str) -> dict[str, Any]:
 
 
 async def _chat_answer(
-    gw: Gateway, model: dict[str, Any], req: dict[str, Any], name: str
+    state: State, model: dict[str, Any], req: dict[str, Any], name: str
 ) -> dict[str, Any]:
     """One chat completion: the configured upstream's when the model names one, else the
     built-in engine's; chat's bounds apply either way. The one place here that knows how
     chat.py reaches an upstream (and it does all the checking)."""
-    limits = gw.settings.limits
+    limits = state.settings.limits
     chat.check_bounds(req, limits)
-    up = chat.upstream_of(gw, model)
+    up = chat.upstream_of(state.settings, model)
     if up is not None:
-        answer: dict[str, Any] = await chat.forward(gw, up, model, req)
+        answer: dict[str, Any] = await chat.forward(state, up, model, req)
         return answer
     return chat.completion(req, name, limits)
 
 
-async def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:
+async def completion(state: State, body: CompletionRequest) -> dict[str, Any]:
     """The answer to each prompt (built-in engine, or the upstream's chat completions) as a
     ``text_completion``."""
-    dep, model = chat.resolve_target(gw, body.model)
-    gw.record_request(dep["id"])
+    dep, model = chat.resolve_target(state, body.model)
+    state.traffic.record(dep["id"])
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if len(prompts) > MAX_INPUTS:
         raise APIError(
@@ -259,7 +259,7 @@ async def completion(gw: Gateway, body: CompletionRequest) -> dict[str, Any]:
     choices: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     for prompt in prompts or [""]:
-        answer = await _chat_answer(gw, model, _chat_request(body, prompt), body.model)
+        answer = await _chat_answer(state, model, _chat_request(body, prompt), body.model)
         prompt_tokens += chat.count_tokens(prompt)
         completion_tokens += int((answer.get("usage") or {}).get("completion_tokens") or 0)
         for choice in answer.get("choices") or []:

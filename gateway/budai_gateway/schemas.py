@@ -12,6 +12,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from budai import pipeline_rules as R
 
+# Status and enum values are the SDK's: one definition, so the two cannot drift.
+from budai.types.cluster import ClusterProvider, ClusterStatus
+from budai.types.deployment import DeploymentStatus
+from budai.types.execution import ExecutionStatus, StepStatus
+from budai.types.model import ModelSource, ModelStatus
+from budai.types.pipeline import PipelineStatus
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$"
 DNS_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 STEP_ID = R.STEP_ID_PATTERN
@@ -56,9 +63,6 @@ class WhoAmI(BaseModel):
 
 # -- models ----------------------------------------------------------------------------------------
 
-ModelSource = Literal["hugging_face", "url", "local", "cloud"]
-ModelStatus = Literal["downloading", "available", "error", "deleting"]
-
 
 class ModelCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN)
@@ -92,9 +96,6 @@ class Model(BaseModel):
 
 # -- clusters --------------------------------------------------------------------------------------
 
-ClusterProvider = Literal["aws", "azure", "onpremise"]
-ClusterStatus = Literal["provisioning", "active", "degraded", "maintenance", "failed"]
-
 
 class Cluster(BaseModel):
     object: Literal["cluster"] = "cluster"
@@ -126,8 +127,6 @@ class ClusterHealth(BaseModel):
 
 
 # -- deployments -----------------------------------------------------------------------------------
-
-DeploymentStatus = Literal["pending", "deploying", "active", "scaling", "failed", "stopped"]
 
 
 class AutoScaling(Strict):
@@ -248,9 +247,6 @@ class Definition(BaseModel):
     steps: list[Step]
 
 
-PipelineStatus = Literal["active", "paused", "archived"]
-
-
 class PipelineCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = Field(default=None, max_length=4096)
@@ -324,9 +320,6 @@ class ActionList(BaseModel):
 
 
 # -- executions ------------------------------------------------------------------------------------
-
-ExecutionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 
 
 class ExecutionCreate(Strict):
@@ -431,6 +424,54 @@ class ChatCompletion(BaseModel):
 
 
 # -- lists -----------------------------------------------------------------------------------------
+
+
+class ListQuery(BaseModel):
+    """The query of a list route: paging, plus the collection's filters in a subclass. Any other
+    query parameter is refused (400 ``unknown_filter``, see app.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=20, ge=1, le=100, description="Page size (1..100)")
+    after: str | None = Field(default=None, max_length=128, description="Cursor: the last id seen")
+
+    def filters(self) -> dict[str, Any]:
+        """The filters given (field names are this model's, never the client's)."""
+        return self.model_dump(exclude={"limit", "after"}, exclude_none=True)
+
+
+class ModelListQuery(ListQuery):
+    name: str | None = None
+    status: ModelStatus | None = None
+    source: ModelSource | None = None
+
+
+class ClusterListQuery(ListQuery):
+    name: str | None = None
+    status: ClusterStatus | None = None
+    provider: ClusterProvider | None = None
+
+
+class DeploymentListQuery(ListQuery):
+    name: str | None = None
+    model_id: str | None = None
+    cluster_id: str | None = None
+    status: DeploymentStatus | None = None
+
+
+class PipelineListQuery(ListQuery):
+    name: str | None = None
+    status: PipelineStatus | None = None
+
+
+class ExecutionListQuery(ListQuery):
+    pipeline_id: str | None = None
+    status: ExecutionStatus | None = None
+
+
+class NoQuery(BaseModel):
+    """A route that takes no query parameter refuses any (``GET /actions``)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ModelList(BaseModel):

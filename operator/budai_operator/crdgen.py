@@ -1,8 +1,9 @@
 """Generate the CRDs from the Pydantic models: `python -m budai_operator.crdgen`.
 
 Writes `crds/<plural>.bud.studio.yaml` and the Helm chart's copies under
-`charts/bud-operator/templates/crds/`, and the admission policy that puts the operator's
-finalizer on every new object (`policies/bud-finalizer.yaml`, and the chart's copy). The models
+`charts/bud-operator/templates/crds/`, the admission policy that puts the operator's finalizer
+on every new object (`policies/bud-finalizer.yaml`, and the chart's copy) and the chart's RBAC
+resource lists (`charts/bud-operator/templates/_kinds.tpl`). The kind registry and its models
 are the only source of truth; a test regenerates into a temporary folder and fails when the
 committed files drift.
 """
@@ -16,7 +17,9 @@ from typing import Any
 
 import yaml
 
-from .models import CONNECTION_KINDS, GROUP, KINDS, VERSION, KindDef
+from .kinds.base import KindRegistry
+from .kinds.registry import REGISTRY
+from .models import GROUP, VERSION, KindDef
 from .reconcile.polling import FINALIZER
 
 COMMAND = "python -m budai_operator.crdgen"
@@ -25,6 +28,7 @@ CHART_CRD_DIR = Path("charts/bud-operator/templates/crds")
 CRD_DIR = Path("crds")
 POLICY_FILE = Path("policies/bud-finalizer.yaml")
 CHART_POLICY_FILE = Path("charts/bud-operator/templates/finalizer-policy.yaml")
+CHART_KINDS_FILE = Path("charts/bud-operator/templates/_kinds.tpl")
 MAP_API = "admissionregistration.k8s.io/v1"
 
 # Pydantic-only keys that a structural schema must not carry.
@@ -75,6 +79,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         elif key == "items":
             out[key] = _resolve(value, defs)
         elif key == "additionalProperties":
+            if value is False:
+                # Status models forbid unknown fields in Python; a structural schema says the
+                # same by listing `properties` (the API server prunes the rest).
+                continue
             if value is True or value == {}:
                 out["x-kubernetes-preserve-unknown-fields"] = True
             else:
@@ -193,9 +201,9 @@ def _peering_crd(kind: str, scope: str) -> dict[str, Any]:
     }
 
 
-def all_crds() -> dict[str, dict[str, Any]]:
+def all_crds(registry: KindRegistry = REGISTRY) -> dict[str, dict[str, Any]]:
     """File name -> CRD, for every kind plus kopf's peering resources."""
-    out = {f"{kind.crd.plural}.{GROUP}.yaml": crd_for(kind) for kind in (*KINDS, *CONNECTION_KINDS)}
+    out = {f"{kind.crd.plural}.{GROUP}.yaml": crd_for(kind) for kind in registry.definitions()}
     out["kopfpeerings.kopf.dev.yaml"] = _peering_crd("KopfPeering", "Namespaced")
     out["clusterkopfpeerings.kopf.dev.yaml"] = _peering_crd("ClusterKopfPeering", "Cluster")
     return out
@@ -228,7 +236,7 @@ def render_chart(doc: dict[str, Any]) -> str:
     return HEADER + "{{- if .Values.crds.enabled }}\n" + body + "{{- end }}\n"
 
 
-def finalizer_policy() -> list[dict[str, Any]]:
+def finalizer_policy(registry: KindRegistry = REGISTRY) -> list[dict[str, Any]]:
     """A MutatingAdmissionPolicy (Kubernetes 1.36+) and its binding: the API server itself adds
     the operator's finalizer when a Bud object is created.
 
@@ -252,7 +260,7 @@ def finalizer_policy() -> list[dict[str, Any]]:
                         "apiGroups": [GROUP],
                         "apiVersions": ["*"],
                         "operations": ["CREATE"],
-                        "resources": sorted(kind.crd.plural for kind in KINDS),
+                        "resources": sorted(adapter.plural for adapter in registry),
                     }
                 ]
             },
@@ -298,6 +306,35 @@ def render_policy_chart(docs: list[dict[str, Any]]) -> str:
     return HEADER + gate + body + "{{- end }}\n"
 
 
+def rbac_resources(registry: KindRegistry = REGISTRY) -> dict[str, list[str]]:
+    """The chart's RBAC resource lists, by the name of the template that holds each."""
+    managed = [adapter.plural for adapter in registry]
+    scoped = {
+        scope: [c.plural for c in registry.connections.values() if c.definition.crd.scope == scope]
+        for scope in ("Namespaced", "Cluster")
+    }
+    return {
+        "bud-operator.kindResources": managed,
+        "bud-operator.kindStatusResources": [
+            f"{plural}/status" for plural in (*managed, *scoped["Namespaced"])
+        ],
+        "bud-operator.namespacedConnectionResources": scoped["Namespaced"],
+        "bud-operator.clusterConnectionResources": scoped["Cluster"],
+        "bud-operator.clusterConnectionStatusResources": [
+            f"{plural}/status" for plural in scoped["Cluster"]
+        ],
+    }
+
+
+def render_chart_kinds(registry: KindRegistry = REGISTRY) -> str:
+    """`_kinds.tpl`: one named template per RBAC resource list (rbac.yaml and _helpers.tpl
+    include them), so a new kind reaches the operator's Roles without editing the chart."""
+    out = [HEADER]
+    for name, resources in rbac_resources(registry).items():
+        out.append(f'{{{{- define "{name}" -}}}}\n[{", ".join(resources)}]\n{{{{- end }}}}\n')
+    return "".join(out)
+
+
 def render_all() -> dict[Path, str]:
     """Relative path -> file content, for everything crdgen owns."""
     files: dict[Path, str] = {}
@@ -307,6 +344,7 @@ def render_all() -> dict[Path, str]:
     policy = finalizer_policy()
     files[POLICY_FILE] = render_policy_plain(policy)
     files[CHART_POLICY_FILE] = render_policy_chart(policy)
+    files[CHART_KINDS_FILE] = render_chart_kinds()
     return files
 
 

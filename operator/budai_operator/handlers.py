@@ -20,12 +20,13 @@ from typing import Any
 import kopf
 
 from . import leadership
+from .kinds.registry import REGISTRY
 from .kubeapi import KubeApi
 from .metrics import register_objects
 from .models import GROUP, VERSION
 from .reconcile.common import Event
-from .remote import Gateway
-from .runtime import CONNECTION_KINDS, MANAGED_KINDS, PLURALS, Runtime
+from .remote import GatewayLink
+from .runtime import Runtime
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kube.post_event(body, event.type, event.reason, event.message)
 
     # With --connections-only the operator has no key of its own: connections provide them.
-    own = None if op.connections_only or not op.api_key.get_secret_value() else Gateway(op)
+    own = None if op.connections_only or not op.api_key.get_secret_value() else GatewayLink(op)
     runtime = Runtime(op, own, kube, post_event)
     memo["runtime"] = runtime
     if op.peering:
@@ -100,7 +101,7 @@ async def gateway_probe(memo: kopf.Memo, **_: Any) -> float | None:
 
 
 def _register(kind: str) -> None:
-    plural = PLURALS[kind]
+    plural = REGISTRY.plural(kind)
 
     @kopf.on.event(GROUP, VERSION, plural, id=f"{kind}-event")
     async def on_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
@@ -114,7 +115,7 @@ def _register(kind: str) -> None:
 
 
 def _register_connection(kind: str) -> None:
-    @kopf.on.event(GROUP, VERSION, PLURALS[kind], id=f"{kind}-event")
+    @kopf.on.event(GROUP, VERSION, REGISTRY.plural(kind), id=f"{kind}-event")
     async def on_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
         runtime = memo.get("runtime")
         if isinstance(runtime, Runtime) and runtime.scheduler.active:
@@ -129,7 +130,7 @@ async def on_namespace(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> N
         runtime.observe_namespace(event.get("type"), event.get("object") or {})
 
 
-for _kind in MANAGED_KINDS:
-    _register(_kind)
-for _kind in CONNECTION_KINDS:
+for _adapter in REGISTRY:
+    _register(_adapter.kind)
+for _kind in REGISTRY.connections:
     _register_connection(_kind)

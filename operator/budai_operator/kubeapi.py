@@ -14,7 +14,7 @@ from typing import Any, cast
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .models import GROUP, VERSION
+from .models import CLUSTER_BUD_CONNECTION, GROUP, VERSION
 
 log = logging.getLogger(__name__)
 PROXY_VARIABLES = (
@@ -321,26 +321,31 @@ class KubeApi:
         labels = {"app.kubernetes.io/managed-by": "bud-operator"}
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ClusterBudConnection",
+            "kind": CLUSTER_BUD_CONNECTION.crd.kind,
             "metadata": {"name": "default", "labels": labels},
             "spec": spec,
         }
         try:
             await self._objects.create_cluster_custom_object(
-                GROUP, VERSION, "clusterbudconnections", body
+                GROUP, VERSION, CLUSTER_BUD_CONNECTION.crd.plural, body
             )
             return
         except ApiException as err:
             if err.status != 409:
                 log.warning("cannot create ClusterBudConnection default (HTTP %s)", err.status)
                 return
-        current = await self.get("clusterbudconnections", "", "default") or {}
+        current = await self.get(CLUSTER_BUD_CONNECTION.crd.plural, "", "default") or {}
         mine = ((current.get("metadata") or {}).get("labels") or {}).get(
             "app.kubernetes.io/managed-by"
         ) == "bud-operator"
         if mine and current.get("spec") != spec:
             await self._objects.patch_cluster_custom_object(
-                GROUP, VERSION, "clusterbudconnections", "default", {"spec": spec}, **_AS_MERGE
+                GROUP,
+                VERSION,
+                CLUSTER_BUD_CONNECTION.crd.plural,
+                "default",
+                {"spec": spec},
+                **_AS_MERGE,
             )
 
     async def aclose(self) -> None:

@@ -1,8 +1,9 @@
 """The operator's side of the gateway: one `AsyncBudClient` behind a token bucket and metrics,
-plus caches that let one list call per kind refresh many objects.
+plus caches that let one list call per resource refresh many objects. It knows no custom
+resource kind: each kind's adapter (`budai_operator.kinds`) names the gateway resource it uses.
 
-Called by `budai_operator.runtime`. Remote objects are handed on as plain snake_case dicts (what
-the pure decisions in `budai_operator.reconcile` take).
+Called by `budai_operator.runtime` and the kind adapters. Remote objects are handed on as plain
+snake_case dicts (what the pure decisions in `budai_operator.reconcile` take).
 """
 
 from __future__ import annotations
@@ -56,6 +57,24 @@ def to_failure(err: BudAPIError) -> Failure:
     )
 
 
+class ActionFailed(Exception):
+    """A gateway call failed: what it was doing and the failure, for the error plan."""
+
+    def __init__(self, failure: Failure, doing: str, creating: bool = False) -> None:
+        super().__init__(doing)
+        self.failure = failure
+        self.doing = doing
+        self.creating = creating
+
+
+async def call(doing: str, coro: Awaitable[Any]) -> Any:
+    """Await one gateway call; an SDK error becomes `ActionFailed` naming `doing`."""
+    try:
+        return await coro
+    except BudAPIError as err:
+        raise ActionFailed(to_failure(err), doing) from None
+
+
 @dataclass
 class _Entry:
     obj: Remote | None
@@ -67,10 +86,10 @@ def _fingerprint(obj: Remote | None) -> str:
 
 
 class RemoteCache:
-    """Remote objects of one kind by id, with the time they were read.
+    """Remote objects of one gateway resource by id, with the time they were read.
 
     `observe(id, max_age)` answers from the cache when fresh enough; when several objects miss
-    at once it refreshes the whole kind with one paginated list instead of one GET each.
+    at once it refreshes the whole resource with one paginated list instead of one GET each.
     """
 
     LIST_THRESHOLD = 4
@@ -78,12 +97,12 @@ class RemoteCache:
 
     def __init__(
         self,
-        kind: str,
+        resource: str,
         get: Callable[[str], Awaitable[Any]],
         lister: Callable[[], AsyncIterator[Any]] | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.kind = kind
+        self.resource = resource
         self._get = get
         self._lister = lister
         self._clock = clock
@@ -131,10 +150,10 @@ class RemoteCache:
         return obj
 
     async def refresh(self) -> list[str]:
-        """List the whole kind once (coalescing concurrent callers); returns the ids whose
+        """List the whole resource once (coalescing concurrent callers); returns the ids whose
         remote object changed since the cache last saw it."""
         if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.create_task(self._list(), name=f"refresh {self.kind}")
+            self._refresh = asyncio.create_task(self._list(), name=f"refresh {self.resource}")
         return await asyncio.shield(self._refresh)
 
     async def _list(self) -> list[str]:
@@ -163,7 +182,7 @@ class RemoteCache:
         return changed
 
 
-class Gateway:
+class GatewayLink:
     """Everything the operator sends to the Bud gateway goes through here."""
 
     PAGE = 100
@@ -183,24 +202,7 @@ class Gateway:
         )
         self._key = settings.api_key
         self.client = self._make_client()
-        # Through `self.client` at call time: a reloaded key replaces the client.
-        self.models = RemoteCache(
-            "BudModel",
-            lambda i: self.client.models.get(i),
-            lambda: self._all(self.client.models.list),
-        )
-        self.deployments = RemoteCache(
-            "BudDeployment",
-            lambda i: self.client.deployments.get(i),
-            lambda: self._all(self.client.deployments.list),
-        )
-        self.pipelines = RemoteCache(
-            "BudPipeline",
-            lambda i: self.client.pipelines.get(i),
-            lambda: self._all(self.client.pipelines.list),
-        )
-        # Executions pile up as history; running ones are polled by id instead of listed.
-        self.executions = RemoteCache("BudExecution", lambda i: self.client.executions.get(i), None)
+        self._caches: dict[str, RemoteCache] = {}
         self.clusters: dict[str, tuple[Remote | None, Remote | None, float]] = {}
         self._actions: tuple[frozenset[str], float] | None = None
         self._cluster_names: dict[str, tuple[str | None, float]] = {}
@@ -257,28 +259,27 @@ class Gateway:
         if response.status_code < 500:
             self.last_success = time.monotonic()
 
-    def cache_for(self, kind: str) -> RemoteCache:
-        """The cache of one custom resource kind."""
-        return {
-            "BudModel": self.models,
-            "BudDeployment": self.deployments,
-            "BudPipeline": self.pipelines,
-            "BudExecution": self.executions,
-        }[kind]
+    def cache(self, api: str, listed: bool = True) -> RemoteCache:
+        """The cache of one gateway resource (`api` names the client's attribute: "models");
+        `listed=False` for resources polled by id only (executions pile up as history)."""
+        found = self._caches.get(api)
+        if found is None:
+            # Through `self.client` at call time: a reloaded key replaces the client.
+            found = RemoteCache(
+                api,
+                lambda i: getattr(self.client, api).get(i),
+                (lambda: self._all(getattr(self.client, api).list)) if listed else None,
+            )
+            self._caches[api] = found
+        return found
 
-    async def find_by_name(self, kind: str, name: str) -> Remote | None:
+    async def find_by_name(self, api: str, name: str) -> Remote | None:
         """The remote object with this name, if any (one filtered list call)."""
-        c = self.client
-        lists: dict[str, Callable[..., Any]] = {
-            "BudModel": c.models.list,
-            "BudDeployment": c.deployments.list,
-            "BudPipeline": c.pipelines.list,
-        }
-        page = await lists[kind](name=name, limit=5)
+        page = await getattr(self.client, api).list(name=name, limit=5)
         for item in page.data:
             obj = to_dict(item)
             if obj.get("name") == name:
-                self.cache_for(kind).put(obj)
+                self.cache(api).put(obj)
                 return obj
         return None
 

@@ -8,13 +8,14 @@ from typing import Any
 
 import yaml
 
+from budai_operator.kinds.registry import REGISTRY
 from tests.fixtures.kube import Kube
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "bud-operator"
 EVERYTHING = Path(__file__).resolve().parent / "values-everything.yaml"
-BUD_KINDS = ["BudModel", "BudDeployment", "BudPipeline", "BudExecution"]
-BUD_PLURALS = ["budmodels", "buddeployments", "budpipelines", "budexecutions"]
+BUD_KINDS = [adapter.kind for adapter in REGISTRY]
+BUD_PLURALS = [adapter.plural for adapter in REGISTRY]
 
 
 @dataclass

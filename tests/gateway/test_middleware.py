@@ -32,7 +32,7 @@ from budai_gateway.middleware import (
     run_stages,
     stages,
 )
-from budai_gateway.service import Gateway
+from budai_gateway.wiring import Services
 
 
 async def exploding_app(scope: Any, receive: Any, send: Any) -> None:
@@ -43,7 +43,7 @@ def test_unhandled_error_is_a_contract_500(tmp_path: Path) -> None:
     settings = Settings(db_path=str(tmp_path / "g.db"), api_keys=[ApiKey(key="k")])
 
     async def go() -> list[httpx.Response]:
-        gw = Gateway(settings)
+        gw = Services(settings)
         rt = RequestPolicy(keys={"k": settings.api_keys[0]}, rate_limit=settings.rate_limit)
         app = GatewayMiddleware(exploding_app, gw, rt)
         transport = httpx.ASGITransport(app=app)
@@ -103,7 +103,7 @@ def test_the_stage_order_is_the_one_architecture_md_lists(tmp_path: Path) -> Non
     text = (ROOT / "ARCHITECTURE.md").read_text()
     section = text.split("## The gateway's middleware stages", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"^\d+\. `(\w+)`", section, flags=re.M)
-    gw = Gateway(Settings(db_path=str(tmp_path / "g.db"), api_keys=[ApiKey(key="k")]))
+    gw = Services(Settings(db_path=str(tmp_path / "g.db"), api_keys=[ApiKey(key="k")]))
     declared = [type(s).__name__ for s in stages(exploding_app, gw, policy())]
     assert listed == declared
     # What the order promises: no refusal after the body is read is about who is asking.
@@ -210,7 +210,7 @@ def test_drop_after_drops_answers_not_refusals() -> None:
 def test_a_refused_request_is_answered_without_its_body_being_read(tmp_path: Path) -> None:
     """Through the whole chain: a request without a key gets its 401 before any receive()."""
     settings = Settings(db_path=str(tmp_path / "g.db"), api_keys=[ApiKey(key="k")])
-    gw = Gateway(settings)
+    gw = Services(settings)
     ex = exchange("POST", "/v1/models", content_length="5")
     sent: list[Any] = []
 

@@ -14,9 +14,10 @@ import lupa.lua51 as lua51
 import pytest
 import yaml
 
+from budai_operator.kinds.registry import REGISTRY
 from tests.gitops.lua_health import HEALTH_DIR, evaluate
 
-KINDS = ["BudModel", "BudDeployment", "BudPipeline", "BudExecution"]
+KINDS = [adapter.kind for adapter in REGISTRY]
 REQUIRED = {"Healthy", "Progressing", "Degraded", "Suspended"}
 
 

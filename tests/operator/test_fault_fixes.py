@@ -31,7 +31,7 @@ from budai_operator.reconcile.errors import (
     UNAUTHORIZED_RECHECK,
     reason_for,
 )
-from budai_operator.remote import Gateway
+from budai_operator.remote import GatewayLink
 from budai_operator.runtime import Runtime
 from budai_operator.settings import OperatorSettings
 
@@ -204,7 +204,7 @@ def test_cli_remembers_the_key_file(tmp_path: Path) -> None:
 async def test_gateway_reloads_a_changed_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "api-key"
     key_file.write_text(KEY, encoding="utf-8")
-    gw = Gateway(settings(key_file))
+    gw = GatewayLink(settings(key_file))
     try:
         first = gw.client
         assert gw.reload_key() is False and gw.client is first  # unchanged
@@ -229,7 +229,7 @@ async def test_gateway_reloads_a_changed_key_file(tmp_path: Path) -> None:
 async def test_fixed_key_file_heals_the_caches(gateway: Any, tmp_path: Path) -> None:
     key_file = tmp_path / "api-key"
     key_file.write_text("bud_wrong_000000000000", encoding="utf-8")
-    gw = Gateway(
+    gw = GatewayLink(
         OperatorSettings(
             gateway_url=gateway.url,
             api_key=SecretStr("bud_wrong_000000000000"),
@@ -238,18 +238,18 @@ async def test_fixed_key_file_heals_the_caches(gateway: Any, tmp_path: Path) -> 
     )
     try:
         with pytest.raises(BudAPIError) as err:
-            await gw.models.observe("model_missing", max_age=0)
+            await gw.cache("models").observe("model_missing", max_age=0)
         assert err.value.status_code == 401
         key_file.write_text(gateway.api_key, encoding="utf-8")
         assert gw.reload_key() is True
         # The caches call through the current client: the same cache now reads with the new key.
-        assert await gw.models.observe("model_missing", max_age=0) is None
+        assert await gw.cache("models").observe("model_missing", max_age=0) is None
     finally:
         await gw.aclose()
 
 
 async def test_gateway_without_key_file_never_reloads() -> None:
-    gw = Gateway(settings(None))
+    gw = GatewayLink(settings(None))
     try:
         assert gw.reload_key() is False
     finally:
@@ -268,7 +268,7 @@ def body(kind: str, name: str, uid: str, stalled_reason: str | None) -> dict[str
 
 
 async def test_a_new_key_wakes_only_unauthorized_resources() -> None:
-    gw = Gateway(settings(None))
+    gw = GatewayLink(settings(None))
     try:
         runtime = Runtime(gw.settings, gw, cast(Any, None), lambda _b, _e: None)
         table = [
@@ -290,7 +290,7 @@ async def test_a_new_key_wakes_only_unauthorized_resources() -> None:
 
 
 async def test_execution_ref_to_unauthorized_pipeline_is_unauthorized() -> None:
-    gw = Gateway(settings(None))
+    gw = GatewayLink(settings(None))
     try:
         runtime = Runtime(gw.settings, gw, cast(Any, None), lambda _b, _e: None)
         pipe = body("BudPipeline", "p", "u-pipe", "Unauthorized")
@@ -300,7 +300,9 @@ async def test_execution_ref_to_unauthorized_pipeline_is_unauthorized() -> None:
         run["spec"] = {"pipelineRef": {"name": "p"}}
         runtime.observe_event("BudExecution", "ADDED", run)
         st = runtime.objects["u-run"]
-        plan = await runtime._decide(st, runtime._ctx(st), exec_spec(), Observation())
+        plan = await runtime.reconciler.decide(
+            st, runtime.reconciler.ctx(st), exec_spec(), Observation()
+        )
         stalled = cond(plan.status, "Stalled")
         assert stalled["status"] == "True" and stalled["reason"] == "Unauthorized"
         assert "API key" in stalled["message"]
@@ -316,7 +318,7 @@ class _Kube:
 async def test_our_own_pipeline_status_write_wakes_its_executions() -> None:
     # The watch event of our own write finds the local copy already current, so the write
     # itself must wake the executions waiting on the pipeline (else they sleep a full re-check).
-    gw = Gateway(settings(None))
+    gw = GatewayLink(settings(None))
     try:
         runtime = Runtime(gw.settings, gw, cast(Any, _Kube()), lambda _b, _e: None)
         runtime.observe_event("BudPipeline", "ADDED", body("BudPipeline", "p", "u-pipe", None))
@@ -327,10 +329,12 @@ async def test_our_own_pipeline_status_write_wakes_its_executions() -> None:
         st.handled_generation = 1
         runtime.scheduler.forget(st.uid)
         ready = {"id": "pipe_1", "conditions": [{"type": "Ready", "status": "True"}]}
-        await runtime._write_status(pipe, runtime._ctx(pipe), ready)
+        await runtime.writes.status(pipe, runtime.reconciler.ctx(pipe), ready)
         assert runtime.scheduler.pending(st.uid)
         runtime.scheduler.forget(st.uid)
-        await runtime._write_status(pipe, runtime._ctx(pipe), {**ready, "lastSyncTime": "x"})
+        await runtime.writes.status(
+            pipe, runtime.reconciler.ctx(pipe), {**ready, "lastSyncTime": "x"}
+        )
         assert not runtime.scheduler.pending(st.uid)  # nothing the execution waits on changed
     finally:
         await gw.aclose()
@@ -349,8 +353,8 @@ def test_cli_all_namespaces_and_help(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert every.namespaces == ()
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "-A", "-n", "x"])  # one or the other
-    run = next(
-        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
-    ).choices["run"]
+    run = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
+        "run"
+    ]
     undocumented = [a.dest for a in run._actions if a.dest != "help" and not a.help]
     assert not undocumented, undocumented

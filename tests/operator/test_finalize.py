@@ -20,7 +20,7 @@ from budai.exceptions import NotFoundError
 from budai_gateway.testing import LocalGateway
 from budai_operator.reconcile.common import Event
 from budai_operator.reconcile.polling import FINALIZER
-from budai_operator.remote import Gateway
+from budai_operator.remote import GatewayLink
 from budai_operator.runtime import Runtime
 from budai_operator.settings import OperatorSettings
 
@@ -64,7 +64,7 @@ def runtime_for(gateway: LocalGateway) -> tuple[Runtime, RecordingKube, list[Eve
     settings = OperatorSettings(gateway_url=gateway.url, api_key=SecretStr(gateway.api_key))
     kube = RecordingKube()
     events: list[Event] = []
-    runtime = Runtime(settings, Gateway(settings), kube, lambda _b, e: events.append(e))  # type: ignore[arg-type]
+    runtime = Runtime(settings, GatewayLink(settings), kube, lambda _b, e: events.append(e))  # type: ignore[arg-type]
     return runtime, kube, events
 
 
@@ -76,6 +76,19 @@ async def finalize_until_done(runtime: Runtime, uid: str, timeout: float = 30.0)
             return
         assert time.monotonic() < deadline, "finalize never finished"
         await asyncio.sleep(min(delay, 0.2))
+
+
+async def assert_released_and_deleted(
+    gateway: LocalGateway, kube: RecordingKube, remote_id: str
+) -> None:
+    """The finalizer is gone and so is the remote model (or it is on its way)."""
+    assert kube.finalizer_writes[-1] == []
+    async with AsyncBudClient(api_key=gateway.api_key, base_url=gateway.url) as bud:
+        try:
+            gone = await bud.models.get(remote_id)
+        except NotFoundError:
+            gone = None
+        assert gone is None or gone.status == "deleting"
 
 
 async def test_finalizer_comes_before_the_create_and_goes_after_the_delete(
@@ -99,13 +112,7 @@ async def test_finalizer_comes_before_the_create_and_goes_after_the_delete(
         deleting["status"] = {"id": remote_id}
         runtime.observe_event("BudModel", "MODIFIED", deleting)
         await finalize_until_done(runtime, uid)
-        assert kube.finalizer_writes[-1] == []
-        async with AsyncBudClient(api_key=gateway.api_key, base_url=gateway.url) as bud:
-            try:
-                gone = await bud.models.get(remote_id)
-            except NotFoundError:
-                gone = None
-            assert gone is None or gone.status == "deleting"
+        await assert_released_and_deleted(gateway, kube, remote_id)
     finally:
         await runtime.gw.aclose()
 

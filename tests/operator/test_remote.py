@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from budai import AsyncBudClient
 from budai_operator.metrics import GATEWAY_REQUESTS, endpoint_of
 from budai_operator.ratelimit import TokenBucket
-from budai_operator.remote import Gateway, to_failure
+from budai_operator.remote import GatewayLink, to_failure
 from budai_operator.settings import OperatorSettings, SettingsError, read_api_key
 
 
@@ -47,34 +47,34 @@ async def test_many_misses_become_one_list(gateway: Any) -> None:
             ).id
             for i in range(30)
         ]
-    gw = Gateway(settings(gateway))
+    gw = GatewayLink(settings(gateway))
     try:
         before = requests_sent()
-        found = await asyncio.gather(*(gw.models.observe(i, max_age=0) for i in ids))
+        found = await asyncio.gather(*(gw.cache("models").observe(i, max_age=0) for i in ids))
         sent = requests_sent() - before
         assert [f["id"] for f in found if f] == ids
         # A few GETs, then one paginated list for the rest instead of 30 GETs.
         assert sent < 15, sent
         again = requests_sent()
-        await asyncio.gather(*(gw.models.observe(i, max_age=60) for i in ids))
+        await asyncio.gather(*(gw.cache("models").observe(i, max_age=60) for i in ids))
         assert requests_sent() == again  # all served from the cache
-        assert await gw.models.observe("model_doesnotexist", max_age=0) is None
+        assert await gw.cache("models").observe("model_doesnotexist", max_age=0) is None
     finally:
         await gw.aclose()
 
 
 async def test_refresh_reports_changed_objects(gateway: Any) -> None:
-    gw = Gateway(settings(gateway))
+    gw = GatewayLink(settings(gateway))
     try:
-        await gw.models.refresh()
+        await gw.cache("models").refresh()
         async with AsyncBudClient(api_key=gateway.api_key, base_url=gateway.url) as bud:
             model = await bud.models.create(
                 name=f"changed-{time.time_ns()}", source="cloud", uri="s3://y"
             )
-            assert model.id in await gw.models.refresh()
-            assert model.id not in await gw.models.refresh()
+            assert model.id in await gw.cache("models").refresh()
+            assert model.id not in await gw.cache("models").refresh()
             await bud.models.update(model.id, metadata={"x": 1})
-            assert model.id in await gw.models.refresh()
+            assert model.id in await gw.cache("models").refresh()
     finally:
         await gw.aclose()
 
@@ -89,7 +89,7 @@ async def test_token_bucket_limits_rate() -> None:
 
 
 async def test_gateway_calls_wait_for_tokens(gateway: Any) -> None:
-    gw = Gateway(settings(gateway, rate_limit=10.0, burst=1))
+    gw = GatewayLink(settings(gateway, rate_limit=10.0, burst=1))
     try:
         start = time.monotonic()
         for _ in range(4):
@@ -100,7 +100,7 @@ async def test_gateway_calls_wait_for_tokens(gateway: Any) -> None:
 
 
 async def test_errors_map_to_failures_without_the_key(gateway: Any) -> None:
-    gw = Gateway(settings(gateway, api_key=SecretStr("bud_wrong_key_123456")))
+    gw = GatewayLink(settings(gateway, api_key=SecretStr("bud_wrong_key_123456")))
     try:
         with pytest.raises(Exception) as info:
             await gw.client.models.get("model_x")

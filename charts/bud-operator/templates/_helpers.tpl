@@ -128,17 +128,18 @@ bud-operator.namespacedRules are the rules on objects inside the served namespac
 puts them in the ClusterRole (all namespaces) or in one Role per served namespace.
 */}}
 {{- define "bud-operator.namespacedRules" -}}
-# Application: the four Bud kinds. list/watch feed kopf's watch streams and the operator's
+# Application: the managed Bud kinds (the lists are generated into _kinds.tpl from the
+# operator's kind registry). list/watch feed kopf's watch streams and the operator's
 # list-based refresh; get reads one object; patch adds and removes the finalizer
 # bud.studio/finalizer and writes the bud.studio/external-id annotation and kopf's progress
 # annotations. No create: people and GitOps tools create Bud objects, the operator never does.
 - apiGroups: [bud.studio]
-  resources: [budmodels, buddeployments, budpipelines, budexecutions]
+  resources: {{ include "bud-operator.kindResources" . }}
   verbs: [get, list, watch, patch]
 # Application: BudConnections of the namespace (which gateway and key its resources use);
 # patch adds and removes the finalizer that keeps a connection while resources use it.
 - apiGroups: [bud.studio]
-  resources: [budconnections]
+  resources: {{ include "bud-operator.namespacedConnectionResources" . }}
   verbs: [get, list, watch, patch]
 # Application: ttlSecondsAfterFinished deletes a finished BudExecution, like a Job's TTL.
 # No other kind is ever deleted by the operator.
@@ -149,7 +150,7 @@ puts them in the ClusterRole (all namespaces) or in one Role per served namespac
 # remote state are written. The finalizers subresource is not granted: it only guards
 # ownerReferences[].blockOwnerDeletion, which the operator never sets.
 - apiGroups: [bud.studio]
-  resources: [budmodels/status, buddeployments/status, budpipelines/status, budexecutions/status, budconnections/status]
+  resources: {{ include "bud-operator.kindStatusResources" . }}
   verbs: [get, patch]
 # Framework and application: Kubernetes Events on the Bud objects (kopf posts them, the
 # operator's included, through the core API); create only, events are never read back.

@@ -5,6 +5,7 @@ from ._base import (
     API_VERSION,
     GROUP,
     VERSION,
+    CarriedStatus,
     CommonStatus,
     Condition,
     CRModel,
@@ -12,6 +13,7 @@ from ._base import (
     KindDef,
     ManagedSpec,
     ObjectRef,
+    StatusModel,
 )
 from .connection import (
     BUD_CONNECTION,
@@ -34,9 +36,7 @@ from .execution import BUD_EXECUTION, BudExecutionSpec, BudExecutionStatus
 from .model import BUD_MODEL, BudModelSpec, BudModelStatus, ModelSource
 from .pipeline import BUD_PIPELINE, BudPipelineSpec, BudPipelineStatus, PipelineDefinition, Step
 
-KINDS: tuple[KindDef, ...] = (BUD_MODEL, BUD_DEPLOYMENT, BUD_PIPELINE, BUD_EXECUTION)
-"""The managed kinds (each drives one remote object)."""
-CONNECTION_KINDS: tuple[KindDef, ...] = (BUD_CONNECTION, CLUSTER_BUD_CONNECTION)
+# The list of kinds the operator serves is `budai_operator.kinds.registry.REGISTRY`.
 
 __all__ = [
     "API_VERSION",
@@ -46,9 +46,7 @@ __all__ = [
     "BUD_MODEL",
     "BUD_PIPELINE",
     "CLUSTER_BUD_CONNECTION",
-    "CONNECTION_KINDS",
     "GROUP",
-    "KINDS",
     "VERSION",
     "AutoScaling",
     "BudConnectionSpec",
@@ -62,6 +60,7 @@ __all__ = [
     "BudPipelineSpec",
     "BudPipelineStatus",
     "CRModel",
+    "CarriedStatus",
     "ClusterBudConnectionSpec",
     "CommonStatus",
     "Condition",
@@ -75,5 +74,6 @@ __all__ = [
     "ObjectRef",
     "PipelineDefinition",
     "Resources",
+    "StatusModel",
     "Step",
 ]

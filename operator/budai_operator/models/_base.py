@@ -3,11 +3,12 @@ conditions and the CRD metadata each kind declares for `budai_operator.crdgen`."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -33,6 +34,58 @@ class CRModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """Dump as the camelCase JSON the API server stores, leaving out unset optionals."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class StatusModel(CRModel):
+    """Base for every part of a status: the decisions build status through these models, so an
+    unknown field (a hand-typed key, a typo) fails at once instead of reaching the API server,
+    which would silently prune it."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def carried(cls, previous: Mapping[str, Any]) -> Self:
+        """The previous status, as the starting point of the next one.
+
+        What no longer fits the model (a field an older operator wrote, a value out of bounds,
+        a hand-edited condition) is left out, so it is cleared by the next write instead of
+        failing every reconcile; a bad entry of a list drops only that entry.
+        """
+        data: dict[str, Any] = dict(previous)
+        while True:
+            try:
+                return cls.model_validate(data)
+            except ValidationError as err:
+                if not _drop_invalid(data, err):
+                    raise
+
+    def updated(self, fields: Self) -> Self:
+        """This status with every field `fields` was built with set from it (in place); a field
+        given as None is cleared, one not given is kept."""
+        for name in fields.model_fields_set:
+            setattr(self, name, getattr(fields, name))
+        return self
+
+
+def _drop_invalid(data: dict[str, Any], err: ValidationError) -> bool:
+    """Remove what `err` complains about from `data`; False when nothing could be removed."""
+    dropped = False
+    items: dict[str, set[int]] = {}
+    for error in err.errors():
+        loc = error["loc"]
+        if not loc or not isinstance(loc[0], str) or loc[0] not in data:
+            continue
+        key = loc[0]
+        if len(loc) > 1 and isinstance(loc[1], int) and isinstance(data[key], list):
+            items.setdefault(key, set()).add(loc[1])
+        else:
+            data.pop(key)
+            dropped = True
+    for key, bad in items.items():
+        if key in data:
+            data[key] = [item for i, item in enumerate(data[key]) if i not in bad]
+            dropped = True
+    return dropped
 
 
 class DeletionPolicy(StrEnum):
@@ -108,7 +161,7 @@ NAME_IMMUTABLE: JsonDict = {
 }
 
 
-class Condition(CRModel):
+class Condition(StatusModel):
     """The state of one aspect of the resource, shaped like metav1.Condition."""
 
     type: str = Field(max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")
@@ -130,14 +183,15 @@ class Condition(CRModel):
     """The metadata.generation this condition was computed from."""
 
 
-class CommonStatus(CRModel):
+class CommonStatus(StatusModel):
     """Status fields every kind shares."""
 
     observed_generation: int | None = Field(default=None, ge=0)
     """The metadata.generation the operator last reconciled."""
 
-    conditions: list[Condition] = Field(
-        default_factory=list,
+    # None, not an empty list, by default: a status that never had conditions stays without.
+    conditions: list[Condition] | None = Field(
+        default=None,
         max_length=32,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
@@ -155,6 +209,14 @@ class CommonStatus(CRModel):
 
     last_handled_reconcile_at: str | None = None
     """The last value of the bud.studio/reconcile-requested-at annotation that was handled."""
+
+
+class CarriedStatus(CommonStatus):
+    """A status whose kind the caller does not name (the plans every kind shares, called by the
+    runtime): the common fields typed, the kind's own fields carried as they were, since those
+    plans write none of them."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @dataclass(frozen=True)
@@ -202,5 +264,5 @@ class KindDef:
     """One custom resource kind: its spec and status models and CRD metadata."""
 
     spec: type[CRModel]
-    status: type[CRModel]
+    status: type[CommonStatus]
     crd: CRDInfo

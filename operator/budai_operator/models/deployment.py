@@ -20,6 +20,7 @@ from ._base import (
     ManagedSpec,
     ObjectRef,
     PrinterColumn,
+    StatusModel,
 )
 
 
@@ -116,7 +117,7 @@ class BudDeploymentSpec(ManagedSpec):
     """Stop the deployment (keep it, serve nothing) while true."""
 
 
-class ClusterResources(CRModel):
+class ClusterResources(StatusModel):
     """Free capacity the cluster reports."""
 
     cpu: str | None = None
@@ -132,7 +133,7 @@ class ClusterResources(CRModel):
     """GPU models available."""
 
 
-class ClusterStatus(CRModel):
+class ClusterStatus(StatusModel):
     """The cluster the deployment runs on, as last observed."""
 
     id: str | None = None
@@ -157,7 +158,7 @@ class ClusterStatus(CRModel):
     """When the health was last read (RFC 3339)."""
 
 
-class ScalingDecisionStatus(CRModel):
+class ScalingDecisionStatus(StatusModel):
     """One decision of the gateway's autoscaler."""
 
     time: str | None = None
@@ -182,7 +183,7 @@ class ScalingDecisionStatus(CRModel):
     """The autoscaler's own sentence."""
 
 
-class AutoScalingStatus(CRModel):
+class AutoScalingStatus(StatusModel):
     """Autoscaling as the gateway runs it."""
 
     enabled: bool | None = None

@@ -21,6 +21,7 @@ from ._base import (
     KindDef,
     ObjectRef,
     PrinterColumn,
+    StatusModel,
 )
 
 
@@ -85,7 +86,7 @@ class BudExecutionSpec(CRModel):
     `default`, else the ClusterBudConnection `default` if it selects this namespace."""
 
 
-class ExecutionStepStatus(CRModel):
+class ExecutionStepStatus(StatusModel):
     """The state of one step."""
 
     id: str

@@ -23,6 +23,7 @@ from ._base import (
     KindDef,
     ManagedSpec,
     PrinterColumn,
+    StatusModel,
 )
 
 STEP_ID_PATTERN = R.STEP_ID_PATTERN
@@ -133,7 +134,7 @@ class BudPipelineSpec(ManagedSpec):
     """Pause the pipeline: the gateway refuses new executions while true."""
 
 
-class LastExecution(CRModel):
+class LastExecution(StatusModel):
     """The most recent execution of this pipeline."""
 
     id: str | None = None

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from ..models import CarriedStatus, CommonStatus
 from . import conditions as c
 from .errors import (
     NOT_FOUND_RECHECK,
@@ -38,6 +39,8 @@ from .polling import (
 _KEY_NAMESPACE = uuid.UUID("6b7c1f7e-2d4b-4d38-9a55-1b0f5f1f6a10")
 DELETE_FAILED_AFTER = 3
 
+S = TypeVar("S", bound=CommonStatus)
+
 Op = Literal["create", "update", "scale", "stop", "start", "delete", "cancel", "delete_resource"]
 
 
@@ -56,6 +59,9 @@ class Ctx:
     jitter: float = 0.5
     in_flight_interval: float = IN_FLIGHT_INTERVAL
     stable_interval: float = STABLE_INTERVAL
+    # The kind's status model: the plans every kind shares (error, stalled, paused, initial,
+    # delete) build through it when their caller names none.
+    status_model: type[CommonStatus] | None = None
 
     def poll(self, in_flight: bool, fast: float | None = None) -> float:
         """Seconds until the next poll for this object (annotation override, jitter)."""
@@ -163,42 +169,45 @@ def current_id(ctx: Ctx, external_id: str | None) -> str | None:
     return ctx.annotations.get(ANN_EXTERNAL_ID) or None
 
 
-def base_status(ctx: Ctx) -> dict[str, Any]:
-    """The previous status with the fields every write refreshes."""
-    status = {k: v for k, v in ctx.status.items() if k != "kopf"}
-    status["observedGeneration"] = ctx.generation
+def status_model(ctx: Ctx, model: type[CommonStatus] | None) -> type[CommonStatus]:
+    """The model a status is built through: the kind's own (passed by the decision, or carried
+    by the context the runtime builds), else the common fields typed and the kind's own carried
+    as they were (a context built without a kind, as some tests do)."""
+    return model or ctx.status_model or CarriedStatus
+
+
+def base_status(ctx: Ctx, model: type[S]) -> S:
+    """The previous status, typed, with the fields every write refreshes."""
+    status = model.carried({k: v for k, v in ctx.status.items() if k != "kopf"})
+    status.observed_generation = ctx.generation
     requested = ctx.annotations.get(ANN_RECONCILE_REQUESTED_AT)
     if requested:
-        status["lastHandledReconcileAt"] = requested
+        status.last_handled_reconcile_at = requested
     return status
 
 
-def with_conditions(ctx: Ctx, status: dict[str, Any], *updates: c.Cond) -> dict[str, Any]:
+def with_conditions(ctx: Ctx, status: S, *updates: c.Cond) -> S:
     """Merge condition updates into `status` (in place) and return it."""
-    status["conditions"] = c.merge(
-        status.get("conditions"), updates, generation=ctx.generation, now=ctx.now
-    )
+    status.conditions = c.merged(status.conditions, updates, generation=ctx.generation, now=ctx.now)
     return status
 
 
-def initial_status(ctx: Ctx) -> dict[str, Any] | None:
+def initial_status(ctx: Ctx, model: type[CommonStatus] | None = None) -> dict[str, Any] | None:
     """`Ready=False, Initializing` from the very first moment; None when status already exists."""
     if ctx.status.get("conditions"):
         return None
-    status = base_status(ctx)
-    status.pop("observedGeneration", None)
+    status = base_status(ctx, status_model(ctx, model))
+    status.observed_generation = None
     return with_conditions(
         ctx,
         status,
         c.cond(c.READY, False, "Initializing", "the operator has seen the resource"),
         c.cond(c.RECONCILING, True, "Initializing", "first reconcile in progress"),
         c.cond(c.STALLED, False, "Initializing"),
-    )
+    ).to_wire()
 
 
-def in_flight_plan(
-    ctx: Ctx, status: dict[str, Any], reason: str, message: str, *domain: c.Cond
-) -> dict[str, Any]:
+def in_flight_plan(ctx: Ctx, status: S, reason: str, message: str, *domain: c.Cond) -> S:
     """Conditions for work in progress (kstatus InProgress)."""
     return with_conditions(
         ctx,
@@ -211,9 +220,7 @@ def in_flight_plan(
     )
 
 
-def ready_plan(
-    ctx: Ctx, status: dict[str, Any], reason: str, message: str, *domain: c.Cond
-) -> dict[str, Any]:
+def ready_plan(ctx: Ctx, status: S, reason: str, message: str, *domain: c.Cond) -> S:
     """Conditions for a usable, in-sync resource (kstatus Current)."""
     return with_conditions(
         ctx,
@@ -226,9 +233,7 @@ def ready_plan(
     )
 
 
-def stalled_status(
-    ctx: Ctx, status: dict[str, Any], reason: str, message: str, *domain: c.Cond
-) -> dict[str, Any]:
+def stalled_status(ctx: Ctx, status: S, reason: str, message: str, *domain: c.Cond) -> S:
     """Conditions for a resource a human must fix (kstatus Failed)."""
     return with_conditions(
         ctx,
@@ -241,22 +246,28 @@ def stalled_status(
     )
 
 
-def paused_plan(ctx: Ctx) -> Plan:
+def paused_plan(ctx: Ctx, model: type[CommonStatus] | None = None) -> Plan:
     """`bud.studio/paused: "true"`: no remote writes, `Synced=False, Paused`."""
     status = with_conditions(
         ctx,
-        base_status(ctx),
+        base_status(ctx, status_model(ctx, model)),
         c.cond(c.SYNCED, False, "Paused", "bud.studio/paused is true: remote writes are stopped"),
         c.cond(c.RECONCILING, False, "Paused"),
     )
     return Plan(
-        status=status,
+        status=status.to_wire(),
         requeue_after=ctx.poll(False),
     )
 
 
 def error_plan(
-    ctx: Ctx, failure: Failure, *, attempt: int, doing: str, creating: bool = False
+    ctx: Ctx,
+    failure: Failure,
+    *,
+    attempt: int,
+    doing: str,
+    creating: bool = False,
+    model: type[CommonStatus] | None = None,
 ) -> Plan:
     """What a failed gateway call does to status, and when to try again.
 
@@ -267,25 +278,27 @@ def error_plan(
     kind = classify(failure)
     reason = reason_for(failure)
     message = f"{doing} failed: {failure.describe()}"
-    status = base_status(ctx)
+    status = base_status(ctx, status_model(ctx, model))
     if kind is ErrorClass.NOT_FOUND and creating:
         # Retrying cannot conjure the referenced object: stall, re-check slowly.
         reason = "RemoteNotFound"
         message += "; a remote object the spec refers to does not exist, fix the spec"
         stalled_status(ctx, status, reason, message)
         return Plan(
-            status=status,
+            status=status.to_wire(),
             events=[Event("Warning", reason, message)],
             requeue_after=NOT_FOUND_RECHECK,
         )
     if kind is ErrorClass.INVALID:
         # No hot retry: the next reconcile comes from a spec change (or a manual request).
         stalled_status(ctx, status, reason, message)
-        return Plan(status=status, events=[Event("Warning", reason, message)], requeue_after=None)
+        return Plan(
+            status=status.to_wire(), events=[Event("Warning", reason, message)], requeue_after=None
+        )
     if kind is ErrorClass.UNAUTHORIZED:
         stalled_status(ctx, status, reason, message + "; check the operator's API key and scope")
         return Plan(
-            status=status,
+            status=status.to_wire(),
             events=[Event("Warning", reason, message)],
             requeue_after=UNAUTHORIZED_RECHECK,
         )
@@ -298,18 +311,25 @@ def error_plan(
         c.cond(c.STALLED, False, reason),
         c.cond(c.SYNCED, False, reason, retry),
     )
-    if not c.get(status.get("conditions"), c.READY):
+    if not c.find(status.conditions, c.READY):
         with_conditions(ctx, status, c.cond(c.READY, False, reason, retry))
     # Warn on the first failure of a streak only: Events are for transitions, not for each retry.
     events = [Event("Warning", reason, retry)] if attempt == 0 else []
-    return Plan(status=status, events=events, requeue_after=delay)
+    return Plan(status=status.to_wire(), events=events, requeue_after=delay)
 
 
-def stalled_plan(ctx: Ctx, reason: str, message: str, *, event: bool = True) -> Plan:
+def stalled_plan(
+    ctx: Ctx,
+    reason: str,
+    message: str,
+    *,
+    event: bool = True,
+    model: type[CommonStatus] | None = None,
+) -> Plan:
     """A terminal problem found without calling the gateway (a cycle, an unknown action)."""
-    status = stalled_status(ctx, base_status(ctx), reason, message)
+    status = stalled_status(ctx, base_status(ctx, status_model(ctx, model)), reason, message)
     events = [Event("Warning", reason, message)] if event else []
-    return Plan(status=status, events=events, requeue_after=None)
+    return Plan(status=status.to_wire(), events=events, requeue_after=None)
 
 
 def _strip(value: Any) -> Any:
@@ -334,20 +354,23 @@ def delete_plan(
     attempt: int,
     last_failure: Failure | None,
     noun: str,
+    model: type[CommonStatus] | None = None,
 ) -> Plan:
     """Deletion: `Orphan` lets go at once; `Delete` deletes and waits until the object is gone.
 
     After `DELETE_FAILED_AFTER` failed attempts `DeleteFailed=True` says what failed and how to
     get out (switch to Orphan).
     """
-    status = base_status(ctx)
+    status = base_status(ctx, status_model(ctx, model))
     if policy == "Orphan" or remote_id is None:
         why = "deletionPolicy is Orphan" if remote_id else "no remote object was created"
         message = f"left the remote {noun} {remote_id} in place: {why}" if remote_id else why
-        return Plan(status=status, events=[Event("Normal", "Orphaned", message)], done=True)
+        return Plan(
+            status=status.to_wire(), events=[Event("Normal", "Orphaned", message)], done=True
+        )
     if observation.gone:
         return Plan(
-            status=status,
+            status=status.to_wire(),
             events=[Event("Normal", "Deleted", f"deleted the remote {noun} {remote_id}")],
             done=True,
         )
@@ -371,7 +394,7 @@ def delete_plan(
     )
     remote = observation.remote or {}
     if remote.get("status") == "deleting":
-        return Plan(status=status, events=events, requeue_after=2.0)
+        return Plan(status=status.to_wire(), events=events, requeue_after=2.0)
     delay = backoff(attempt, last_failure.retry_after if last_failure else None, ctx.jitter)
     action = Action(
         "delete",
@@ -381,7 +404,7 @@ def delete_plan(
         message=f"deleting the remote {noun} {remote_id}",
     )
     return Plan(
-        status=status,
+        status=status.to_wire(),
         actions=[action],
         events=events,
         requeue_after=delay if last_failure else 2.0,

@@ -6,10 +6,12 @@ list byte-for-byte identical and GitOps tools never see flapping.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from ..models import Condition
 
 READY = "Ready"
 RECONCILING = "Reconciling"
@@ -54,6 +56,37 @@ def cond(type_: str, status: bool | Status, reason: str, message: str = "") -> C
     return Cond(type_, _status(status), reason, message[:MAX_MESSAGE])
 
 
+def merged(
+    previous: Iterable[Condition] | None,
+    updates: Iterable[Cond],
+    *,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """Apply `updates` to the previous condition list.
+
+    Conditions not mentioned in `updates` are kept as they were. A condition whose status is
+    unchanged keeps its `lastTransitionTime`, even when its reason or message changes.
+    """
+    current = {item.type: item for item in previous or ()}
+    stamp = rfc3339(now)
+    for update in updates:
+        old = current.get(update.type)
+        current[update.type] = Condition(
+            type=update.type,
+            status=update.status,
+            reason=update.reason,
+            message=update.message,
+            last_transition_time=stamp
+            if old is None or old.status != update.status
+            else old.last_transition_time,
+            observed_generation=generation,
+        )
+    ordered = [current.pop(t) for t in ORDER if t in current]
+    ordered.extend(current[t] for t in sorted(current))
+    return ordered
+
+
 def merge(
     previous: Iterable[Mapping[str, Any]] | None,
     updates: Iterable[Cond],
@@ -61,32 +94,14 @@ def merge(
     generation: int,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """Apply `updates` to the previous condition list.
+    """`merged` on conditions in their wire form (camelCase dicts)."""
+    typed = [Condition.model_validate(item) for item in previous or ()]
+    return [c.to_wire() for c in merged(typed, updates, generation=generation, now=now)]
 
-    Conditions not mentioned in `updates` are kept as they were. A condition whose status is
-    unchanged keeps its `lastTransitionTime`, even when its reason or message changes.
-    """
-    current: dict[str, dict[str, Any]] = {}
-    for item in previous or ():
-        if isinstance(item, Mapping) and isinstance(item.get("type"), str):
-            current[item["type"]] = dict(item)
-    stamp = rfc3339(now)
-    for update in updates:
-        old = current.get(update.type)
-        changed = old is None or old.get("status") != update.status
-        current[update.type] = {
-            "type": update.type,
-            "status": update.status,
-            "reason": update.reason,
-            "message": update.message,
-            "lastTransitionTime": stamp
-            if changed or old is None
-            else old.get("lastTransitionTime", stamp),
-            "observedGeneration": generation,
-        }
-    ordered = [current.pop(t) for t in ORDER if t in current]
-    ordered.extend(current[t] for t in sorted(current))
-    return ordered
+
+def find(conditions: Sequence[Condition] | None, type_: str) -> Condition | None:
+    """The typed condition of the given type, if present."""
+    return next((item for item in conditions or () if item.type == type_), None)
 
 
 def get(conditions: Iterable[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:

@@ -13,6 +13,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..models import BudConnectionStatus
+from . import conditions as c
+
 DEFAULT = "default"
 BUD_CONNECTION = "BudConnection"
 CLUSTER_BUD_CONNECTION = "ClusterBudConnection"
@@ -162,15 +165,16 @@ def connection_status(
 ) -> dict[str, Any]:
     """The full status of a connection: Ready (or Stalled with the check's reason), the project
     its key resolves to, and who uses it."""
-    from . import conditions as c
-
-    status: dict[str, Any] = {k: v for k, v in previous.items() if k not in ("kopf",)}
-    status["observedGeneration"] = generation
-    status["users"] = len(users)
-    status["usedBy"] = sorted(users)[:used_by_limit]
+    status = BudConnectionStatus.carried({k: v for k, v in previous.items() if k != "kopf"})
+    status.updated(
+        BudConnectionStatus(
+            observed_generation=generation,
+            users=len(users),
+            used_by=sorted(users)[:used_by_limit],
+        )
+    )
     if health.project is not None:
-        status["project"] = health.project
-        status["scopes"] = list(health.scopes)
+        status.updated(BudConnectionStatus(project=health.project, scopes=list(health.scopes)))
     updates = (
         [
             c.cond(c.READY, True, health.reason, health.message),
@@ -182,7 +186,5 @@ def connection_status(
             c.cond(c.STALLED, True, health.reason, health.message),
         ]
     )
-    status["conditions"] = c.merge(
-        status.get("conditions"), updates, generation=generation, now=now
-    )
-    return status
+    status.conditions = c.merged(status.conditions, updates, generation=generation, now=now)
+    return status.to_wire()

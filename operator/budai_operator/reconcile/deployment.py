@@ -8,7 +8,13 @@ from typing import Any
 
 from budai.readiness import deployment_readiness
 
-from ..models import BudDeploymentSpec
+from ..models import BudDeploymentSpec, BudDeploymentStatus
+from ..models.deployment import (
+    AutoScalingStatus,
+    ClusterResources,
+    ClusterStatus,
+    ScalingDecisionStatus,
+)
 from . import conditions as c
 from . import quantity
 from .common import (
@@ -29,7 +35,6 @@ from .common import (
     strip_none,
     with_conditions,
 )
-from .model import set_fields
 from .ownership import Claim, claim_of, marker_patch
 from .polling import ANN_EXTERNAL_ID
 
@@ -90,31 +95,32 @@ def _resources_differ(want: Mapping[str, Any], have: Mapping[str, Any] | None) -
 
 def _cluster_status(
     cluster_id: str, cluster: Mapping[str, Any] | None, health: Mapping[str, Any] | None, now: str
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": cluster_id}
+) -> ClusterStatus:
+    out = ClusterStatus(id=cluster_id)
     if cluster:
-        set_fields(
-            out,
-            name=cluster.get("name"),
-            state=cluster.get("status"),
-            nodeCount=cluster.get("node_count"),
+        out.updated(
+            ClusterStatus(
+                name=cluster.get("name"),
+                state=cluster.get("status"),
+                node_count=cluster.get("node_count"),
+            )
         )
     if health:
         res = health.get("available_resources") or {}
-        set_fields(
-            out,
-            health=health.get("status"),
-            nodeCount=health.get("node_count"),
-            availableResources=strip_none(
-                {
-                    "cpu": None if res.get("cpu") is None else str(res.get("cpu")),
-                    "memoryGb": res.get("memory_gb"),
-                    "gpuCount": res.get("gpu_count"),
-                    "gpuTypes": res.get("gpu_types"),
-                }
+        free = ClusterResources(
+            cpu=None if res.get("cpu") is None else str(res.get("cpu")),
+            memory_gb=res.get("memory_gb"),
+            gpu_count=res.get("gpu_count"),
+            gpu_types=res.get("gpu_types"),
+        )
+        out.updated(
+            ClusterStatus(
+                health=health.get("status"),
+                node_count=health.get("node_count"),
+                # Nothing known about free capacity: leave the field out, not an empty object.
+                available_resources=free if free.to_wire() else None,
+                last_check_time=now,
             )
-            or None,
-            lastCheckTime=now,
         )
     return out
 
@@ -123,38 +129,36 @@ DECISIONS_KEPT = 5
 
 
 def scaling_decisions(
-    ctx: Ctx, remote: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]] | None, list[Event]]:
+    previous: BudDeploymentStatus, remote: Mapping[str, Any]
+) -> tuple[list[ScalingDecisionStatus] | None, list[Event]]:
     """The autoscaler's last decisions for status, and an Event for each one status has not
     recorded yet (newer than the newest decision already in status)."""
     raw = remote.get("scaling_decisions")
     if not isinstance(raw, list) or not raw:
         return None, []
     kept = [
-        strip_none(
-            {
-                "time": d.get("time"),
-                "fromReplicas": d.get("from_replicas"),
-                "toReplicas": d.get("to_replicas"),
-                "metric": d.get("metric"),
-                "observed": d.get("observed"),
-                "target": d.get("target"),
-                "reason": d.get("reason"),
-            }
+        ScalingDecisionStatus(
+            time=d.get("time"),
+            from_replicas=d.get("from_replicas"),
+            to_replicas=d.get("to_replicas"),
+            metric=d.get("metric"),
+            observed=d.get("observed"),
+            target=d.get("target"),
+            reason=d.get("reason"),
         )
         for d in raw[-DECISIONS_KEPT:]
         if isinstance(d, Mapping)
     ]
-    before = (ctx.status.get("autoScaling") or {}).get("lastDecisions") or []
-    newest_seen = str(before[-1].get("time") or "") if before else ""
+    before = (previous.auto_scaling.last_decisions if previous.auto_scaling else None) or []
+    newest_seen = (before[-1].time or "") if before else ""
     events = [
         Event(
             "Normal",
             "Scaled",
-            str(d.get("reason") or f"scaled from {d.get('fromReplicas')} to {d.get('toReplicas')}"),
+            d.reason or f"scaled from {d.from_replicas} to {d.to_replicas}",
         )
         for d in kept
-        if str(d.get("time") or "") > newest_seen
+        if (d.time or "") > newest_seen
     ]
     return kept, events
 
@@ -178,11 +182,14 @@ def reconcile_deployment(
     to (None: no such cluster). `cluster` and `health` are the cluster and its health as last read.
     """
     if ctx.paused:
-        return paused_plan(ctx)
+        return paused_plan(ctx, BudDeploymentStatus)
     cluster_id = cluster_id or spec.cluster_id
     if cluster_id is None:
         missing = stalled_plan(
-            ctx, "ClusterNotFound", f"no cluster named {spec.cluster_name} in the gateway"
+            ctx,
+            "ClusterNotFound",
+            f"no cluster named {spec.cluster_name} in the gateway",
+            model=BudDeploymentStatus,
         )
         missing.requeue_after = ctx.poll(False)
         return missing
@@ -195,10 +202,11 @@ def reconcile_deployment(
                 ctx,
                 "RemoteNotFound",
                 f"the adopted deployment {spec.external_id} does not exist in the gateway",
+                model=BudDeploymentStatus,
             )
         if model_id is None:
             message = model_wait or "waiting for the model"
-            status = base_status(ctx)
+            status = base_status(ctx, BudDeploymentStatus)
             in_flight_plan(
                 ctx,
                 status,
@@ -207,7 +215,7 @@ def reconcile_deployment(
                 c.cond(c.REPLICAS_READY, False, "WaitingForModel", message),
             )
             return Plan(
-                status=status,
+                status=status.to_wire(),
                 requeue_after=ctx.poll(True),
             )
         body = strip_none(
@@ -228,10 +236,10 @@ def reconcile_deployment(
             reason="Creating",
             message=f"creating remote deployment {name} on cluster {cluster_id}",
         )
-        status = base_status(ctx)
+        status = base_status(ctx, BudDeploymentStatus)
         events = []
         if obs.gone and known_id:
-            status.pop("id", None)
+            status.id = None
             events.append(
                 Event(
                     "Warning",
@@ -246,7 +254,7 @@ def reconcile_deployment(
             action.message,
             c.cond(c.REPLICAS_READY, False, "Creating", action.message),
         )
-        return Plan(status=status, actions=[action], events=events, requeue_after=2.0)
+        return Plan(status=status.to_wire(), actions=[action], events=events, requeue_after=2.0)
 
     remote_id = str(remote.get("id"))
     if obs.via == "name" and (
@@ -259,8 +267,9 @@ def reconcile_deployment(
             f"a remote deployment named {remote.get('name')} ({remote_id}) exists for model "
             f"{remote.get('model_id')} on cluster {remote.get('cluster_id')}; set spec.name to a "
             "free name or adopt it with spec.externalId",
+            model=BudDeploymentStatus,
         )
-    plan = Plan(status=base_status(ctx))
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "name":
@@ -280,9 +289,9 @@ def reconcile_deployment(
             + " and ".join(mismatch)
             + "; a deployment cannot move: create a new BudDeployment instead"
         )
-        status = stalled_status(ctx, plan.status, "SpecMismatch", message)
+        status = stalled_status(ctx, base_status(ctx, BudDeploymentStatus), "SpecMismatch", message)
         plan.events.append(Event("Warning", "SpecMismatch", message))
-        plan.status = status
+        plan.status = status.to_wire()
         return plan
 
     drift = not ctx.spec_changed
@@ -338,35 +347,34 @@ def reconcile_deployment(
             add("update", patch, what)
 
     now = c.rfc3339(ctx.now)
-    status = plan.status
     ready = int(remote.get("ready_replicas") or 0)
     desired = remote.get("replicas")
     remote_as = remote.get("auto_scaling")
-    decisions, scaled = scaling_decisions(ctx, remote)
+    status = base_status(ctx, BudDeploymentStatus)
+    decisions, scaled = scaling_decisions(status, remote)
     plan.events.extend(scaled)
-    set_fields(
-        status,
-        id=remote_id,
-        state=state,
-        replicas=ready,
-        desiredReplicas=desired,
-        endpointUrl=remote.get("endpoint_url") or None,
-        modelId=remote.get("model_id"),
-        error=remote.get("error"),
-        autoScaling=strip_none(
-            {
-                "enabled": remote_as.get("enabled"),
-                "minReplicas": remote_as.get("min_replicas"),
-                "maxReplicas": remote_as.get("max_replicas"),
-                "targetCPU": remote_as.get("target_cpu"),
-                "targetMemory": remote_as.get("target_memory"),
-                "lastDecisions": decisions,
-            }
+    status.updated(
+        BudDeploymentStatus(
+            id=remote_id,
+            state=state,
+            replicas=ready,
+            desired_replicas=desired,
+            endpoint_url=remote.get("endpoint_url") or None,
+            model_id=remote.get("model_id"),
+            error=remote.get("error"),
+            auto_scaling=AutoScalingStatus(
+                enabled=remote_as.get("enabled"),
+                min_replicas=remote_as.get("min_replicas"),
+                max_replicas=remote_as.get("max_replicas"),
+                target_cpu=remote_as.get("target_cpu"),
+                target_memory=remote_as.get("target_memory"),
+                last_decisions=decisions,
+            )
+            if isinstance(remote_as, Mapping)
+            else None,
+            cluster=_cluster_status(cluster_id, cluster, health, now),
+            last_sync_time=now,
         )
-        if isinstance(remote_as, Mapping)
-        else None,
-        cluster=_cluster_status(cluster_id, cluster, health, now),
-        lastSyncTime=now,
     )
 
     health_state = (health or {}).get("status")
@@ -421,5 +429,6 @@ def reconcile_deployment(
         else:
             reason, message = verdict.reason, verdict.message
         in_flight_plan(ctx, status, reason, message, replicas_cond, cluster_cond)
+    plan.status = status.to_wire()
     plan.requeue_after = ctx.poll(in_flight)
     return plan

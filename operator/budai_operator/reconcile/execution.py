@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..models import BudExecutionSpec
+from ..models import BudExecutionSpec, BudExecutionStatus
+from ..models.execution import ExecutionStepStatus
 from . import conditions as c
 from .common import (
     Action,
@@ -28,7 +29,6 @@ from .common import (
     with_conditions,
 )
 from .errors import UNAUTHORIZED_RECHECK
-from .model import set_fields
 from .ownership import marker_patch
 from .polling import ANN_EXTERNAL_ID
 
@@ -47,29 +47,25 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def step_statuses(remote: Mapping[str, Any]) -> list[dict[str, Any]]:
+def step_statuses(remote: Mapping[str, Any]) -> list[ExecutionStepStatus]:
     """Each step's state, in a stable order (by start time, then id)."""
     steps = remote.get("steps") or {}
     items = steps.values() if isinstance(steps, Mapping) else steps
-    out = []
-    for step in items:
-        if not isinstance(step, Mapping):
-            continue
-        out.append(
-            strip_none(
-                {
-                    "id": step.get("id"),
-                    "action": step.get("action"),
-                    "state": step.get("status"),
-                    "attempts": step.get("attempts"),
-                    "startedAt": step.get("started_at"),
-                    "completedAt": step.get("completed_at"),
-                    "durationSeconds": step.get("duration_seconds"),
-                    "error": step.get("error"),
-                }
-            )
+    out = [
+        ExecutionStepStatus(
+            id=step.get("id"),
+            action=step.get("action"),
+            state=step.get("status"),
+            attempts=step.get("attempts"),
+            started_at=step.get("started_at"),
+            completed_at=step.get("completed_at"),
+            duration_seconds=step.get("duration_seconds"),
+            error=step.get("error"),
         )
-    return sorted(out, key=lambda s: (s.get("startedAt") or "~", str(s.get("id"))))
+        for step in items
+        if isinstance(step, Mapping)
+    ]
+    return sorted(out, key=lambda s: (s.started_at or "~", s.id))
 
 
 def capped_outputs(outputs: Any) -> tuple[dict[str, Any] | None, bool]:
@@ -94,7 +90,7 @@ def reconcile_execution(
 
     `pipeline_unauthorized`: the referenced BudPipeline is Stalled/Unauthorized (its message)."""
     if ctx.paused:
-        return paused_plan(ctx)
+        return paused_plan(ctx, BudExecutionStatus)
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
     if remote is None:
@@ -105,29 +101,38 @@ def reconcile_execution(
                 "RemoteNotFound",
                 f"the execution {missing} does not exist in the gateway; an execution is never "
                 "started twice, create a new BudExecution to run the pipeline again",
+                model=BudExecutionStatus,
             )
         if spec.cancel:
             status = stalled_status(
-                ctx, base_status(ctx), "Cancelled", "cancelled before it started"
+                ctx,
+                base_status(ctx, BudExecutionStatus),
+                "Cancelled",
+                "cancelled before it started",
             )
-            return Plan(status=status)
+            return Plan(status=status.to_wire())
         if pipeline_id is None and pipeline_unauthorized:
             # The referenced pipeline cannot reach the gateway with the operator's key, so this
             # execution cannot either: say so instead of waiting (woken when the pipeline heals).
             message = f"the pipeline is Unauthorized: {pipeline_unauthorized}"
-            previous = c.get(ctx.status.get("conditions"), c.STALLED) or {}
-            status = stalled_status(ctx, base_status(ctx), "Unauthorized", message)
-            fresh = previous.get("status") != "True" or previous.get("reason") != "Unauthorized"
+            status = base_status(ctx, BudExecutionStatus)
+            previous = c.find(status.conditions, c.STALLED)
+            fresh = not (
+                previous and previous.status == "True" and previous.reason == "Unauthorized"
+            )
+            stalled_status(ctx, status, "Unauthorized", message)
             return Plan(
-                status=status,
+                status=status.to_wire(),
                 events=[Event("Warning", "Unauthorized", message)] if fresh else [],
                 requeue_after=UNAUTHORIZED_RECHECK,
             )
         if pipeline_id is None:
             message = pipeline_wait or "waiting for the pipeline"
-            status = in_flight_plan(ctx, base_status(ctx), "WaitingForPipeline", message)
+            status = in_flight_plan(
+                ctx, base_status(ctx, BudExecutionStatus), "WaitingForPipeline", message
+            )
             return Plan(
-                status=status,
+                status=status.to_wire(),
                 requeue_after=ctx.poll(True),
             )
         body = strip_none(
@@ -148,15 +153,15 @@ def reconcile_execution(
         )
         status = in_flight_plan(
             ctx,
-            base_status(ctx),
+            base_status(ctx, BudExecutionStatus),
             "Starting",
             action.message,
             c.cond(c.EXECUTION_SUCCEEDED, "Unknown", "Starting", action.message),
         )
-        return Plan(status=status, actions=[action], requeue_after=1.0)
+        return Plan(status=status.to_wire(), actions=[action], requeue_after=1.0)
 
     remote_id = str(remote.get("id"))
-    plan = Plan(status=base_status(ctx))
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "action" and not known_id:
@@ -173,22 +178,23 @@ def reconcile_execution(
             )
         )
     outputs, truncated = capped_outputs(remote.get("outputs"))
-    status = plan.status
-    set_fields(
-        status,
-        id=remote_id,
-        state=state,
-        pipelineId=remote.get("pipeline_id"),
-        startedAt=remote.get("started_at"),
-        completedAt=remote.get("completed_at"),
-        durationSeconds=remote.get("duration_seconds"),
-        steps=step_statuses(remote) or None,
-        outputs=outputs,
-        outputsTruncated=True if truncated else None,
-        error=remote.get("error"),
-        lastSyncTime=c.rfc3339(ctx.now),
+    status = base_status(ctx, BudExecutionStatus)
+    previous_state = status.state
+    status.updated(
+        BudExecutionStatus(
+            id=remote_id,
+            state=state,
+            pipeline_id=remote.get("pipeline_id"),
+            started_at=remote.get("started_at"),
+            completed_at=remote.get("completed_at"),
+            duration_seconds=remote.get("duration_seconds"),
+            steps=step_statuses(remote) or None,
+            outputs=outputs,
+            outputs_truncated=True if truncated else None,
+            error=remote.get("error"),
+            last_sync_time=c.rfc3339(ctx.now),
+        )
     )
-    previous_state = ctx.status.get("state")
     if state == "completed":
         ready_plan(
             ctx,
@@ -214,7 +220,7 @@ def reconcile_execution(
             c.cond(c.EXECUTION_SUCCEEDED, False, "Cancelled", message),
         )
     else:
-        running = [s["id"] for s in status.get("steps") or [] if s.get("state") == "running"]
+        running = [s.id for s in status.steps or [] if s.state == "running"]
         message = f"the execution is {state}" + (
             f"; running: {', '.join(running)}" if running else ""
         )
@@ -236,6 +242,7 @@ def reconcile_execution(
             )
         )
 
+    plan.status = status.to_wire()
     if state in TERMINAL:
         plan.requeue_after = None
         finished = _parse_time(remote.get("completed_at"))
@@ -262,7 +269,7 @@ def delete_execution_plan(ctx: Ctx, spec: BudExecutionSpec, obs: Observation) ->
     themselves stay in the gateway's history."""
     remote_id = current_id(ctx, spec.external_id)
     remote = obs.remote
-    status = base_status(ctx)
+    status = base_status(ctx, BudExecutionStatus).to_wire()
     if remote is None or remote_id is None or remote.get("status") in TERMINAL:
         return Plan(status=status, done=True)
     if spec.deletion_policy.value == "Orphan":

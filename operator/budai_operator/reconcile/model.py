@@ -8,7 +8,7 @@ from typing import Any
 
 from budai.readiness import model_readiness
 
-from ..models import BudModelSpec
+from ..models import BudModelSpec, BudModelStatus
 from . import conditions as c
 from .common import (
     Action,
@@ -33,15 +33,6 @@ from .polling import ANN_EXTERNAL_ID
 # Stamped into the metadata of every model this resource manages (created or adopted): see
 # `ownership` for what it allows.
 IDENTITY_KEY = MARKER
-
-
-def set_fields(status: dict[str, Any], **fields: Any) -> None:
-    """Set status fields, removing those whose value is None."""
-    for key, value in fields.items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
 
 
 def desired_metadata(ctx: Ctx, spec: BudModelSpec) -> dict[str, Any]:
@@ -92,7 +83,7 @@ def identity_problem(ctx: Ctx, spec: BudModelSpec, remote: Mapping[str, Any]) ->
 def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
     """One level-based decision for a BudModel."""
     if ctx.paused:
-        return paused_plan(ctx)
+        return paused_plan(ctx, BudModelStatus)
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
     if remote is None:
@@ -102,12 +93,13 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
                 "RemoteNotFound",
                 f"the adopted model {spec.external_id} does not exist in the gateway; "
                 "recreate this resource without spec.externalId to let the operator create one",
+                model=BudModelStatus,
             )
         action = create_action(ctx, spec, obs)
-        status = base_status(ctx)
+        status = base_status(ctx, BudModelStatus)
         events = []
         if obs.gone and known_id:
-            status.pop("id", None)
+            status.id = None
             events.append(
                 Event(
                     "Warning",
@@ -122,12 +114,12 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
             action.message,
             c.cond(c.MODEL_AVAILABLE, False, "Creating", action.message),
         )
-        return Plan(status=status, actions=[action], events=events, requeue_after=2.0)
+        return Plan(status=status.to_wire(), actions=[action], events=events, requeue_after=2.0)
 
     if obs.via == "name":
         problem = identity_problem(ctx, spec, remote)
         if problem:
-            return stalled_plan(ctx, "NameConflict", problem)
+            return stalled_plan(ctx, "NameConflict", problem, model=BudModelStatus)
     if spec.external_id and (
         remote.get("source") != spec.source.value or remote.get("uri") != spec.uri
     ):
@@ -135,11 +127,11 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
             f"the adopted model {spec.external_id} has source {remote.get('source')} and uri "
             f"{remote.get('uri')}, which cannot change remotely; make the spec match"
         )
-        status = stalled_status(ctx, base_status(ctx), "SpecMismatch", message)
-        return Plan(status=status, events=[Event("Warning", "SpecMismatch", message)])
+        status = stalled_status(ctx, base_status(ctx, BudModelStatus), "SpecMismatch", message)
+        return Plan(status=status.to_wire(), events=[Event("Warning", "SpecMismatch", message)])
 
     remote_id = str(remote.get("id"))
-    plan = Plan(status=base_status(ctx))
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "name":
@@ -177,23 +169,23 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
             )
         )
 
-    status = plan.status
     state = remote.get("status")
     downloading = state == "downloading"
-    set_fields(
-        status,
-        id=remote_id,
-        state=state,
-        sizeBytes=remote.get("size_bytes"),
-        downloadedBytes=remote.get("downloaded_bytes"),
-        progressPercent=remote.get("progress_percent"),
-        bytesPerSecond=remote.get("bytes_per_second") if downloading else None,
-        etaSeconds=remote.get("eta_seconds") if downloading else None,
-        downloadSimulated=True
-        if (remote.get("metadata") or {}).get("simulated_download")
-        else None,
-        error=remote.get("error"),
-        lastSyncTime=c.rfc3339(ctx.now),
+    status = base_status(ctx, BudModelStatus).updated(
+        BudModelStatus(
+            id=remote_id,
+            state=state,
+            size_bytes=remote.get("size_bytes"),
+            downloaded_bytes=remote.get("downloaded_bytes"),
+            progress_percent=remote.get("progress_percent"),
+            bytes_per_second=remote.get("bytes_per_second") if downloading else None,
+            eta_seconds=remote.get("eta_seconds") if downloading else None,
+            download_simulated=True
+            if (remote.get("metadata") or {}).get("simulated_download")
+            else None,
+            error=remote.get("error"),
+            last_sync_time=c.rfc3339(ctx.now),
+        )
     )
     verdict = model_readiness(remote)
     available = c.cond(c.MODEL_AVAILABLE, verdict.ready, verdict.reason, verdict.message)
@@ -210,5 +202,6 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
         elif verdict.reason == "Unknown":
             available = c.cond(c.MODEL_AVAILABLE, "Unknown", "Unknown", verdict.message)
         in_flight_plan(ctx, status, verdict.reason, verdict.message, available)
+    plan.status = status.to_wire()
     plan.requeue_after = ctx.poll(in_flight)
     return plan

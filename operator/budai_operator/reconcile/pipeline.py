@@ -8,7 +8,8 @@ from typing import Any
 
 from budai import pipeline_rules as R
 
-from ..models import BudPipelineSpec, Step
+from ..models import BudPipelineSpec, BudPipelineStatus, Step
+from ..models.pipeline import LastExecution
 from . import conditions as c
 from .common import (
     Action,
@@ -26,7 +27,6 @@ from .common import (
     stalled_plan,
     strip_none,
 )
-from .model import set_fields
 from .ownership import Claim, claim_of, marker_patch
 from .polling import ANN_EXTERNAL_ID
 
@@ -118,10 +118,12 @@ def reconcile_pipeline(
 ) -> Plan:
     """One level-based decision for a BudPipeline."""
     if ctx.paused:
-        return paused_plan(ctx)
+        return paused_plan(ctx, BudPipelineStatus)
     problem = spec_problem(spec, known_actions)
     if problem:
-        return stalled_plan(ctx, "InvalidDefinition", problem, event=ctx.spec_changed)
+        return stalled_plan(
+            ctx, "InvalidDefinition", problem, event=ctx.spec_changed, model=BudPipelineStatus
+        )
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
     name = default_remote_name(ctx, spec.name)
@@ -132,6 +134,7 @@ def reconcile_pipeline(
                 ctx,
                 "RemoteNotFound",
                 f"the adopted pipeline {spec.external_id} does not exist in the gateway",
+                model=BudPipelineStatus,
             )
         body = strip_none(
             {
@@ -148,10 +151,10 @@ def reconcile_pipeline(
             reason="Creating",
             message=f"creating remote pipeline {name}",
         )
-        status = base_status(ctx)
+        status = base_status(ctx, BudPipelineStatus)
         events = []
         if obs.gone and known_id:
-            status.pop("id", None)
+            status.id = None
             events.append(
                 Event(
                     "Warning",
@@ -160,10 +163,10 @@ def reconcile_pipeline(
                 )
             )
         in_flight_plan(ctx, status, "Creating", action.message)
-        return Plan(status=status, actions=[action], events=events, requeue_after=2.0)
+        return Plan(status=status.to_wire(), actions=[action], events=events, requeue_after=2.0)
 
     remote_id = str(remote.get("id"))
-    plan = Plan(status=base_status(ctx))
+    plan = Plan(status={})  # the status is built below, once the remote object is mirrored
     if ctx.annotations.get(ANN_EXTERNAL_ID) != remote_id:
         plan.annotations[ANN_EXTERNAL_ID] = remote_id
     if obs.via == "name":
@@ -202,26 +205,25 @@ def reconcile_pipeline(
             )
         )
 
-    status = plan.status
     steps = (remote.get("definition") or {}).get("steps") or []
-    last = None
-    if last_execution:
-        last = strip_none(
-            {
-                "id": last_execution.get("id"),
-                "state": last_execution.get("status"),
-                "startedAt": last_execution.get("started_at"),
-                "completedAt": last_execution.get("completed_at"),
-            }
+    status = base_status(ctx, BudPipelineStatus).updated(
+        BudPipelineStatus(
+            id=remote_id,
+            state=remote.get("status"),
+            step_count=len(steps),
+            last_sync_time=c.rfc3339(ctx.now),
         )
-    set_fields(
-        status,
-        id=remote_id,
-        state=remote.get("status"),
-        stepCount=len(steps),
-        lastExecution=last or status.get("lastExecution"),
-        lastSyncTime=c.rfc3339(ctx.now),
     )
+    if last_execution:
+        last = LastExecution(
+            id=last_execution.get("id"),
+            state=last_execution.get("status"),
+            started_at=last_execution.get("started_at"),
+            completed_at=last_execution.get("completed_at"),
+        )
+        # An execution with nothing to show leaves the one status recorded in place.
+        if last.to_wire():
+            status.last_execution = last
     if plan.actions:
         in_flight_plan(ctx, status, "Updating", plan.actions[0].message)
     else:
@@ -229,5 +231,6 @@ def reconcile_pipeline(
         ready_plan(
             ctx, status, "Active" if state == "active" else "Paused", f"the pipeline is {state}"
         )
+    plan.status = status.to_wire()
     plan.requeue_after = ctx.poll(bool(plan.actions))
     return plan

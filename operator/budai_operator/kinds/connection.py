@@ -1,6 +1,11 @@
-"""The connections the operator knows: BudConnection / ClusterBudConnection bodies from the
-watch, namespace labels for selectors, and one `remote.Gateway` per connection (its own client,
-token bucket and caches, so one team's traffic cannot starve another's).
+"""`BudConnection` and `ClusterBudConnection`, the connection kinds: which gateway and API key
+resources use. They have no remote object of their own; the connection loop
+(`budai_operator.connection_loop`) writes their status, their decisions are
+`reconcile.connection`.
+
+`Connections` is what the operator knows of them: bodies from the watch, namespace labels for
+selectors, and one `remote.GatewayLink` per connection (its own client, token bucket and caches,
+so one team's traffic cannot starve another's).
 
 Keys come from Secrets read with a single `get` (no list or watch); `refresh_keys` re-reads
 them every few seconds, so a rotated Secret is used without a restart. Resolution itself is the
@@ -18,8 +23,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .kubeapi import KubeApi
-from .reconcile.connection import (
+from ..kubeapi import KubeApi
+from ..models import BUD_CONNECTION as BUD_CONNECTION_DEF
+from ..models import CLUSTER_BUD_CONNECTION as CLUSTER_BUD_CONNECTION_DEF
+from ..reconcile.connection import (
     BUD_CONNECTION,
     CLUSTER_BUD_CONNECTION,
     ConnKey,
@@ -28,10 +35,14 @@ from .reconcile.connection import (
     resolve,
     selects,
 )
-from .remote import Gateway
-from .settings import OperatorSettings
+from ..remote import GatewayLink
+from ..settings import OperatorSettings
+from .base import ConnectionKindDef
 
 log = logging.getLogger(__name__)
+
+NAMESPACED_CONNECTION = ConnectionKindDef(BUD_CONNECTION_DEF)
+CLUSTER_CONNECTION = ConnectionKindDef(CLUSTER_BUD_CONNECTION_DEF)
 
 LEGACY: ConnKey = ("Operator", "", "flags")
 """The key given to the operator itself (flags or BUD_API_KEY_FILE): used as the cluster default
@@ -49,7 +60,7 @@ class Connections:
         self,
         settings: OperatorSettings,
         kube: KubeApi,
-        legacy: Gateway | None,
+        legacy: GatewayLink | None,
         operator_namespace: str,
     ) -> None:
         self.settings = settings
@@ -58,11 +69,11 @@ class Connections:
         self.namespaced: dict[tuple[str, str], dict[str, Any]] = {}
         self.cluster: dict[str, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, str]] = {}
-        self.gateways: dict[ConnKey, Gateway] = {}
+        self.gateways: dict[ConnKey, GatewayLink] = {}
         self.problems: dict[ConnKey, str] = {}
         """Why a connection has no usable gateway client (its Secret is missing, ...)."""
         self._fingerprints: dict[ConnKey, str] = {}
-        self._closing: list[Gateway] = []
+        self._closing: list[GatewayLink] = []
         self.legacy = legacy
         if legacy is not None:
             self.gateways[LEGACY] = legacy
@@ -153,7 +164,7 @@ class Connections:
             return self.namespaced.get((namespace, name))
         return None
 
-    def gateway(self, key: ConnKey) -> Gateway | None:
+    def gateway(self, key: ConnKey) -> GatewayLink | None:
         """The gateway client of a connection (None until its Secret has been read)."""
         return self.gateways.get(key)
 
@@ -202,7 +213,7 @@ class Connections:
         settings = replace(
             self.settings, gateway_url=url, api_key=SecretStr(value), api_key_file=None
         )
-        self.gateways[key] = Gateway(settings, label=describe(key))
+        self.gateways[key] = GatewayLink(settings, label=describe(key))
         return True
 
     def _mounted(self, key: ConnKey, ref: Mapping[str, Any]) -> bool:
