@@ -195,66 +195,8 @@ def reconcile_deployment(
         return missing
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
-    name = default_remote_name(ctx, spec.name)
     if remote is None:
-        if spec.external_id:
-            return stalled_plan(
-                ctx,
-                "RemoteNotFound",
-                f"the adopted deployment {spec.external_id} does not exist in the gateway",
-                model=BudDeploymentStatus,
-            )
-        if model_id is None:
-            message = model_wait or "waiting for the model"
-            status = base_status(ctx, BudDeploymentStatus)
-            in_flight_plan(
-                ctx,
-                status,
-                "WaitingForModel",
-                message,
-                c.cond(c.REPLICAS_READY, False, "WaitingForModel", message),
-            )
-            return Plan(
-                status=status.to_wire(),
-                requeue_after=ctx.poll(True),
-            )
-        body = strip_none(
-            {
-                "name": name,
-                "model_id": model_id,
-                "cluster_id": cluster_id,
-                "replicas": None if autoscaling_on(spec) else spec.replicas,
-                "auto_scaling": auto_scaling_body(spec),
-                "resources": resources_body(spec),
-                "metadata": marker_patch(ctx.uid),
-            }
-        )
-        action = Action(
-            "create",
-            body=body,
-            idempotency_key=create_key(ctx, body, obs),
-            reason="Creating",
-            message=f"creating remote deployment {name} on cluster {cluster_id}",
-        )
-        status = base_status(ctx, BudDeploymentStatus)
-        events = []
-        if obs.gone and known_id:
-            status.id = None
-            events.append(
-                Event(
-                    "Warning",
-                    "RemoteNotFound",
-                    f"the remote deployment {known_id} disappeared; creating it again",
-                )
-            )
-        in_flight_plan(
-            ctx,
-            status,
-            "Creating",
-            action.message,
-            c.cond(c.REPLICAS_READY, False, "Creating", action.message),
-        )
-        return Plan(status=status.to_wire(), actions=[action], events=events, requeue_after=2.0)
+        return _absent_plan(ctx, spec, obs, known_id, model_id, model_wait, cluster_id)
 
     remote_id = str(remote.get("id"))
     if obs.via == "name" and (
@@ -277,7 +219,6 @@ def reconcile_deployment(
     if obs.via == "action" and not known_id:
         plan.events.append(Event("Normal", "Created", f"created remote deployment {remote_id}"))
 
-    state = remote.get("status")
     mismatch = []
     if model_id is not None and remote.get("model_id") != model_id:
         mismatch.append(f"model {remote.get('model_id')} (spec wants {model_id})")
@@ -294,8 +235,95 @@ def reconcile_deployment(
         plan.status = status.to_wire()
         return plan
 
+    if remote.get("status") != "deleting":
+        plan.actions.extend(_corrections(ctx, spec, remote, remote_id))
+    status = _mirrored(ctx, plan, remote, remote_id, cluster_id, cluster, health)
+    in_flight = _judge(ctx, spec, plan, status, remote, cluster_id, health, model)
+    plan.status = status.to_wire()
+    plan.requeue_after = ctx.poll(in_flight)
+    return plan
+
+
+def _absent_plan(
+    ctx: Ctx,
+    spec: BudDeploymentSpec,
+    obs: Observation,
+    known_id: str | None,
+    model_id: str | None,
+    model_wait: str | None,
+    cluster_id: str,
+) -> Plan:
+    """No remote deployment: stall on a missing adopted one, wait for the model, or create it."""
+    if spec.external_id:
+        return stalled_plan(
+            ctx,
+            "RemoteNotFound",
+            f"the adopted deployment {spec.external_id} does not exist in the gateway",
+            model=BudDeploymentStatus,
+        )
+    if model_id is None:
+        message = model_wait or "waiting for the model"
+        status = base_status(ctx, BudDeploymentStatus)
+        in_flight_plan(
+            ctx,
+            status,
+            "WaitingForModel",
+            message,
+            c.cond(c.REPLICAS_READY, False, "WaitingForModel", message),
+        )
+        return Plan(
+            status=status.to_wire(),
+            requeue_after=ctx.poll(True),
+        )
+    name = default_remote_name(ctx, spec.name)
+    body = strip_none(
+        {
+            "name": name,
+            "model_id": model_id,
+            "cluster_id": cluster_id,
+            "replicas": None if autoscaling_on(spec) else spec.replicas,
+            "auto_scaling": auto_scaling_body(spec),
+            "resources": resources_body(spec),
+            "metadata": marker_patch(ctx.uid),
+        }
+    )
+    action = Action(
+        "create",
+        body=body,
+        idempotency_key=create_key(ctx, body, obs),
+        reason="Creating",
+        message=f"creating remote deployment {name} on cluster {cluster_id}",
+    )
+    status = base_status(ctx, BudDeploymentStatus)
+    events = []
+    if obs.gone and known_id:
+        status.id = None
+        events.append(
+            Event(
+                "Warning",
+                "RemoteNotFound",
+                f"the remote deployment {known_id} disappeared; creating it again",
+            )
+        )
+    in_flight_plan(
+        ctx,
+        status,
+        "Creating",
+        action.message,
+        c.cond(c.REPLICAS_READY, False, "Creating", action.message),
+    )
+    return Plan(status=status.to_wire(), actions=[action], events=events, requeue_after=2.0)
+
+
+def _corrections(
+    ctx: Ctx, spec: BudDeploymentSpec, remote: Mapping[str, Any], remote_id: str
+) -> list[Action]:
+    """The writes that bring the remote deployment back to the spec (stop/start, then one
+    update with every differing field)."""
+    state = remote.get("status")
     drift = not ctx.spec_changed
     nonce = str(remote.get("updated_at"))
+    actions: list[Action] = []
 
     def add(op: Any, body: Mapping[str, Any], what: str) -> None:
         message = (
@@ -303,7 +331,7 @@ def reconcile_deployment(
             if drift
             else f"updating remote deployment {remote_id}: {what}"
         )
-        plan.actions.append(
+        actions.append(
             Action(
                 op,
                 body=body,
@@ -314,41 +342,46 @@ def reconcile_deployment(
             )
         )
 
-    busy = state in ("deleting",)
-    if not busy:
-        if spec.stopped and state != "stopped":
-            add("stop", {}, "stopping")
-        elif not spec.stopped and state == "stopped":
-            add("start", {}, "starting")
-        patch: dict[str, Any] = {}
-        want_as = auto_scaling_body(spec)
-        if want_as is not None and _auto_scaling_differs(want_as, remote.get("auto_scaling")):
-            patch["auto_scaling"] = want_as
-        elif want_as is None and (remote.get("auto_scaling") or {}).get("enabled"):
-            patch["auto_scaling"] = {"enabled": False}
-        want_res = resources_body(spec)
-        if want_res is not None and _resources_differ(want_res, remote.get("resources")):
-            patch["resources"] = want_res
-        # The autoscaler owns replicas while enabled: never write them back then.
-        if (
-            not autoscaling_on(spec)
-            and not spec.stopped
-            and remote.get("replicas") != spec.replicas
-        ):
-            patch["replicas"] = spec.replicas
-        if claim_of(ctx.uid, remote) is not Claim.OURS:
-            # Adopted, or created before markers existed: mark it as this resource's.
-            patch["metadata"] = marker_patch(ctx.uid)
-        if patch:
-            what = ", ".join(
-                f"replicas {remote.get('replicas')} -> {spec.replicas}" if k == "replicas" else k
-                for k in sorted(patch)
-            )
-            add("update", patch, what)
+    if spec.stopped and state != "stopped":
+        add("stop", {}, "stopping")
+    elif not spec.stopped and state == "stopped":
+        add("start", {}, "starting")
+    patch: dict[str, Any] = {}
+    want_as = auto_scaling_body(spec)
+    if want_as is not None and _auto_scaling_differs(want_as, remote.get("auto_scaling")):
+        patch["auto_scaling"] = want_as
+    elif want_as is None and (remote.get("auto_scaling") or {}).get("enabled"):
+        patch["auto_scaling"] = {"enabled": False}
+    want_res = resources_body(spec)
+    if want_res is not None and _resources_differ(want_res, remote.get("resources")):
+        patch["resources"] = want_res
+    # The autoscaler owns replicas while enabled: never write them back then.
+    if not autoscaling_on(spec) and not spec.stopped and remote.get("replicas") != spec.replicas:
+        patch["replicas"] = spec.replicas
+    if claim_of(ctx.uid, remote) is not Claim.OURS:
+        # Adopted, or created before markers existed: mark it as this resource's.
+        patch["metadata"] = marker_patch(ctx.uid)
+    if patch:
+        what = ", ".join(
+            f"replicas {remote.get('replicas')} -> {spec.replicas}" if k == "replicas" else k
+            for k in sorted(patch)
+        )
+        add("update", patch, what)
+    return actions
 
+
+def _mirrored(
+    ctx: Ctx,
+    plan: Plan,
+    remote: Mapping[str, Any],
+    remote_id: str,
+    cluster_id: str,
+    cluster: Mapping[str, Any] | None,
+    health: Mapping[str, Any] | None,
+) -> BudDeploymentStatus:
+    """The status with the remote deployment's fields mirrored (conditions come after); new
+    autoscaler decisions become `Scaled` Events on the plan."""
     now = c.rfc3339(ctx.now)
-    ready = int(remote.get("ready_replicas") or 0)
-    desired = remote.get("replicas")
     remote_as = remote.get("auto_scaling")
     status = base_status(ctx, BudDeploymentStatus)
     decisions, scaled = scaling_decisions(status, remote)
@@ -356,9 +389,9 @@ def reconcile_deployment(
     status.updated(
         BudDeploymentStatus(
             id=remote_id,
-            state=state,
-            replicas=ready,
-            desired_replicas=desired,
+            state=remote.get("status"),
+            replicas=int(remote.get("ready_replicas") or 0),
+            desired_replicas=remote.get("replicas"),
             endpoint_url=remote.get("endpoint_url") or None,
             model_id=remote.get("model_id"),
             error=remote.get("error"),
@@ -376,32 +409,48 @@ def reconcile_deployment(
             last_sync_time=now,
         )
     )
+    return status
 
+
+def _cluster_condition(cluster_id: str, health: Mapping[str, Any] | None) -> c.Cond:
     health_state = (health or {}).get("status")
     if health_state == "healthy":
-        cluster_cond = c.cond(c.CLUSTER_HEALTHY, True, "Healthy", "the cluster is healthy")
-    elif health_state in ("degraded", "unhealthy"):
+        return c.cond(c.CLUSTER_HEALTHY, True, "Healthy", "the cluster is healthy")
+    if health_state in ("degraded", "unhealthy"):
         nodes = (health or {}).get("node_count")
-        cluster_cond = c.cond(
+        return c.cond(
             c.CLUSTER_HEALTHY,
             False,
             health_state.capitalize(),
             f"cluster {cluster_id} is {health_state} ({nodes} ready nodes)",
         )
-    else:
-        cluster_cond = c.cond(
-            c.CLUSTER_HEALTHY, "Unknown", "Unknown", "cluster health not read yet"
-        )
+    return c.cond(c.CLUSTER_HEALTHY, "Unknown", "Unknown", "cluster health not read yet")
 
+
+def _replicas_condition(spec: BudDeploymentSpec, state: Any, ready: int, desired: Any) -> c.Cond:
     if state == "stopped" and spec.stopped:
-        replicas_cond = c.cond(c.REPLICAS_READY, False, "Stopped", "the deployment is stopped")
-    elif desired is not None and ready >= max(int(desired), 1):
-        replicas_cond = c.cond(c.REPLICAS_READY, True, "ReplicasReady", f"{ready}/{desired} ready")
-    else:
-        replicas_cond = c.cond(
-            c.REPLICAS_READY, False, "ReplicasNotReady", f"{ready}/{desired} ready"
-        )
+        return c.cond(c.REPLICAS_READY, False, "Stopped", "the deployment is stopped")
+    if desired is not None and ready >= max(int(desired), 1):
+        return c.cond(c.REPLICAS_READY, True, "ReplicasReady", f"{ready}/{desired} ready")
+    return c.cond(c.REPLICAS_READY, False, "ReplicasNotReady", f"{ready}/{desired} ready")
 
+
+def _judge(
+    ctx: Ctx,
+    spec: BudDeploymentSpec,
+    plan: Plan,
+    status: BudDeploymentStatus,
+    remote: Mapping[str, Any],
+    cluster_id: str,
+    health: Mapping[str, Any] | None,
+    model: Mapping[str, Any] | None,
+) -> bool:
+    """Set the conditions on `status` (in place); True while something is still moving."""
+    state = remote.get("status")
+    ready = int(remote.get("ready_replicas") or 0)
+    desired = remote.get("replicas")
+    cluster_cond = _cluster_condition(cluster_id, health)
+    replicas_cond = _replicas_condition(spec, state, ready, desired)
     verdict = deployment_readiness(remote, health, model)
     in_flight = bool(plan.actions) or state in ("pending", "deploying", "scaling", "deleting")
     in_flight = in_flight or (state == "active" and desired is not None and ready != desired)
@@ -429,6 +478,4 @@ def reconcile_deployment(
         else:
             reason, message = verdict.reason, verdict.message
         in_flight_plan(ctx, status, reason, message, replicas_cond, cluster_cond)
-    plan.status = status.to_wire()
-    plan.requeue_after = ctx.poll(in_flight)
-    return plan
+    return in_flight
