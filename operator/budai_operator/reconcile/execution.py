@@ -94,71 +94,9 @@ def reconcile_execution(
     known_id = current_id(ctx, spec.external_id)
     remote = obs.remote
     if remote is None:
-        if spec.external_id or (obs.gone and known_id):
-            missing = spec.external_id or known_id
-            return stalled_plan(
-                ctx,
-                "RemoteNotFound",
-                f"the execution {missing} does not exist in the gateway; an execution is never "
-                "started twice, create a new BudExecution to run the pipeline again",
-                model=BudExecutionStatus,
-            )
-        if spec.cancel:
-            status = stalled_status(
-                ctx,
-                base_status(ctx, BudExecutionStatus),
-                "Cancelled",
-                "cancelled before it started",
-            )
-            return Plan(status=status.to_wire())
-        if pipeline_id is None and pipeline_unauthorized:
-            # The referenced pipeline cannot reach the gateway with the operator's key, so this
-            # execution cannot either: say so instead of waiting (woken when the pipeline heals).
-            message = f"the pipeline is Unauthorized: {pipeline_unauthorized}"
-            status = base_status(ctx, BudExecutionStatus)
-            previous = c.find(status.conditions, c.STALLED)
-            fresh = not (
-                previous and previous.status == "True" and previous.reason == "Unauthorized"
-            )
-            stalled_status(ctx, status, "Unauthorized", message)
-            return Plan(
-                status=status.to_wire(),
-                events=[Event("Warning", "Unauthorized", message)] if fresh else [],
-                requeue_after=UNAUTHORIZED_RECHECK,
-            )
-        if pipeline_id is None:
-            message = pipeline_wait or "waiting for the pipeline"
-            status = in_flight_plan(
-                ctx, base_status(ctx, BudExecutionStatus), "WaitingForPipeline", message
-            )
-            return Plan(
-                status=status.to_wire(),
-                requeue_after=ctx.poll(True),
-            )
-        body = strip_none(
-            {
-                "pipeline_id": pipeline_id,
-                "params": spec.params or {},
-                "metadata": marker_patch(ctx.uid),
-            }
+        return _absent_plan(
+            ctx, spec, obs, known_id, pipeline_id, pipeline_wait, pipeline_unauthorized
         )
-        action = Action(
-            "create",
-            body=body,
-            # The spec is immutable, so the key is stable for the life of the resource: a lost
-            # response or a crash replays the first start instead of starting a second run.
-            idempotency_key=create_key(ctx, body, obs),
-            reason="Starting",
-            message=f"starting an execution of pipeline {pipeline_id}",
-        )
-        status = in_flight_plan(
-            ctx,
-            base_status(ctx, BudExecutionStatus),
-            "Starting",
-            action.message,
-            c.cond(c.EXECUTION_SUCCEEDED, "Unknown", "Starting", action.message),
-        )
-        return Plan(status=status.to_wire(), actions=[action], requeue_after=1.0)
 
     remote_id = str(remote.get("id"))
     plan = Plan(status={})  # the status is built below, once the remote object is mirrored
@@ -195,6 +133,105 @@ def reconcile_execution(
             last_sync_time=c.rfc3339(ctx.now),
         )
     )
+    _judge(ctx, status, state, remote, cancelling=bool(plan.actions))
+    if state in TERMINAL and previous_state != state:
+        plan.events.append(
+            Event(
+                "Normal" if state == "completed" else "Warning",
+                state.capitalize(),
+                f"execution {remote_id} {state}"
+                + (f": {remote.get('error')}" if remote.get("error") else ""),
+            )
+        )
+
+    plan.status = status.to_wire()
+    if state in TERMINAL:
+        _after_finish(ctx, spec, plan, remote)
+    else:
+        plan.requeue_after = ctx.poll(True, fast=RUNNING_INTERVAL)
+    return plan
+
+
+def _absent_plan(
+    ctx: Ctx,
+    spec: BudExecutionSpec,
+    obs: Observation,
+    known_id: str | None,
+    pipeline_id: str | None,
+    pipeline_wait: str | None,
+    pipeline_unauthorized: str | None,
+) -> Plan:
+    """No remote execution: stall (gone, cancelled, pipeline Unauthorized), wait for the
+    pipeline, or start it exactly once."""
+    if spec.external_id or (obs.gone and known_id):
+        missing = spec.external_id or known_id
+        return stalled_plan(
+            ctx,
+            "RemoteNotFound",
+            f"the execution {missing} does not exist in the gateway; an execution is never "
+            "started twice, create a new BudExecution to run the pipeline again",
+            model=BudExecutionStatus,
+        )
+    if spec.cancel:
+        status = stalled_status(
+            ctx,
+            base_status(ctx, BudExecutionStatus),
+            "Cancelled",
+            "cancelled before it started",
+        )
+        return Plan(status=status.to_wire())
+    if pipeline_id is None and pipeline_unauthorized:
+        # The referenced pipeline cannot reach the gateway with the operator's key, so this
+        # execution cannot either: say so instead of waiting (woken when the pipeline heals).
+        message = f"the pipeline is Unauthorized: {pipeline_unauthorized}"
+        status = base_status(ctx, BudExecutionStatus)
+        previous = c.find(status.conditions, c.STALLED)
+        fresh = not (previous and previous.status == "True" and previous.reason == "Unauthorized")
+        stalled_status(ctx, status, "Unauthorized", message)
+        return Plan(
+            status=status.to_wire(),
+            events=[Event("Warning", "Unauthorized", message)] if fresh else [],
+            requeue_after=UNAUTHORIZED_RECHECK,
+        )
+    if pipeline_id is None:
+        message = pipeline_wait or "waiting for the pipeline"
+        status = in_flight_plan(
+            ctx, base_status(ctx, BudExecutionStatus), "WaitingForPipeline", message
+        )
+        return Plan(
+            status=status.to_wire(),
+            requeue_after=ctx.poll(True),
+        )
+    body = strip_none(
+        {
+            "pipeline_id": pipeline_id,
+            "params": spec.params or {},
+            "metadata": marker_patch(ctx.uid),
+        }
+    )
+    action = Action(
+        "create",
+        body=body,
+        # The spec is immutable, so the key is stable for the life of the resource: a lost
+        # response or a crash replays the first start instead of starting a second run.
+        idempotency_key=create_key(ctx, body, obs),
+        reason="Starting",
+        message=f"starting an execution of pipeline {pipeline_id}",
+    )
+    status = in_flight_plan(
+        ctx,
+        base_status(ctx, BudExecutionStatus),
+        "Starting",
+        action.message,
+        c.cond(c.EXECUTION_SUCCEEDED, "Unknown", "Starting", action.message),
+    )
+    return Plan(status=status.to_wire(), actions=[action], requeue_after=1.0)
+
+
+def _judge(
+    ctx: Ctx, status: BudExecutionStatus, state: Any, remote: Mapping[str, Any], cancelling: bool
+) -> None:
+    """Set the conditions on `status` (in place) from the execution's state."""
     if state == "completed":
         ready_plan(
             ctx,
@@ -224,7 +261,7 @@ def reconcile_execution(
         message = f"the execution is {state}" + (
             f"; running: {', '.join(running)}" if running else ""
         )
-        reason = "Cancelling" if plan.actions else (state or "Unknown").capitalize()
+        reason = "Cancelling" if cancelling else (state or "Unknown").capitalize()
         in_flight_plan(
             ctx,
             status,
@@ -232,36 +269,25 @@ def reconcile_execution(
             message,
             c.cond(c.EXECUTION_SUCCEEDED, "Unknown", reason, message),
         )
-    if state in TERMINAL and previous_state != state:
-        plan.events.append(
-            Event(
-                "Normal" if state == "completed" else "Warning",
-                state.capitalize(),
-                f"execution {remote_id} {state}"
-                + (f": {remote.get('error')}" if remote.get("error") else ""),
-            )
-        )
 
-    plan.status = status.to_wire()
-    if state in TERMINAL:
-        plan.requeue_after = None
-        finished = _parse_time(remote.get("completed_at"))
-        ttl = spec.ttl_seconds_after_finished
-        if ttl is not None:
-            left = ttl if finished is None else ttl - (ctx.now - finished).total_seconds()
-            if left <= 0:
-                plan.actions.append(
-                    Action(
-                        "delete_resource",
-                        reason="TTLExpired",
-                        message=f"deleting this BudExecution {ttl}s after it finished",
-                    )
+
+def _after_finish(ctx: Ctx, spec: BudExecutionSpec, plan: Plan, remote: Mapping[str, Any]) -> None:
+    """A finished execution is not polled again; with a TTL it deletes itself when it runs out."""
+    plan.requeue_after = None
+    finished = _parse_time(remote.get("completed_at"))
+    ttl = spec.ttl_seconds_after_finished
+    if ttl is not None:
+        left = ttl if finished is None else ttl - (ctx.now - finished).total_seconds()
+        if left <= 0:
+            plan.actions.append(
+                Action(
+                    "delete_resource",
+                    reason="TTLExpired",
+                    message=f"deleting this BudExecution {ttl}s after it finished",
                 )
-            else:
-                plan.requeue_after = left
-    else:
-        plan.requeue_after = ctx.poll(True, fast=RUNNING_INTERVAL)
-    return plan
+            )
+        else:
+            plan.requeue_after = left
 
 
 def delete_execution_plan(ctx: Ctx, spec: BudExecutionSpec, obs: Observation) -> Plan:
