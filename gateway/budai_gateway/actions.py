@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from budai_gateway import chat
+from budai_gateway import chat, egress
 from budai_gateway.errors import APIError, printable
 from budai_gateway.schemas import DeploymentCreate, ModelCreate
 from budai_gateway.services.clusters import Clusters
@@ -85,7 +85,7 @@ async def wait(ctx: Context, p: dict[str, Any]) -> Any:
 
 
 async def http_request(ctx: Context, p: dict[str, Any]) -> Any:
-    client = ctx.state.client()
+    client = ctx.state.egress_client()  # the URL is the pipeline author's: egress: applies
     method = str(p.get("method", "GET")).upper()
     kwargs: dict[str, Any] = {"headers": p.get("headers") or {}}
     if "json" in p:
@@ -107,6 +107,8 @@ async def http_request(ctx: Context, p: dict[str, Any]) -> Any:
                     )
         finally:
             await resp.aclose()
+    except egress.EgressRefused as exc:
+        raise StepFailed(str(exc)) from None  # nothing was sent; the target said nothing
     except httpx.HTTPError as exc:
         raise StepFailed(f"request to {p['url']} failed: {exc!r}") from exc
     try:

@@ -12,14 +12,11 @@ work, and the built-in engine stops a reply at ``chat_max_reply_bytes``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-import ipaddress
 import json
 import os
 import re
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from budai_gateway import egress
 from budai_gateway.errors import APIError, printable
 
 if TYPE_CHECKING:
@@ -389,18 +387,6 @@ def _upstream_key(up: Upstream) -> str | None:
     return None
 
 
-@functools.cache
-def _own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """This machine's addresses (a gateway bound to 0.0.0.0 answers on all of them)."""
-    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None):
-            found.add(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
-    except (OSError, ValueError):
-        pass
-    return frozenset(found)
-
-
 async def check_destination(settings: Settings, up: Upstream) -> None:
     """Refuse targets the config did not allow: loopback and link-local addresses (unless the
     entry says so) and the gateway itself (always). Names are resolved now, so a DNS name
@@ -409,29 +395,26 @@ async def check_destination(settings: Settings, up: Upstream) -> None:
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addrs = await egress.resolve(host, port)
     except OSError as exc:
         raise APIError(
             502, "upstream_unreachable", f"Upstream '{up.name}' could not be resolved."
         ) from exc
     own = httpx.URL(settings.public_url)
     own_port = own.port or 80
-    mine = await asyncio.to_thread(_own_addresses)  # cached; a resolver may be slow
-    for info in infos:
-        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        local = addr.is_loopback or addr.is_unspecified
-        if (local or addr in mine) and port == own_port:
+    mine = await asyncio.to_thread(egress.own_addresses)  # cached; a resolver may be slow
+    for addr in addrs:
+        kind = egress.address_class(addr)
+        if egress.is_gateway(addr, port, own_port, mine):
             raise APIError(502, "upstream_refused", f"Upstream '{up.name}' points at this gateway.")
-        if local and not up.allow_loopback:
+        if kind in ("loopback", "unspecified") and not up.allow_loopback:
             raise APIError(
                 502,
                 "upstream_refused",
                 f"Upstream '{up.name}' resolves to a loopback address; set allow_loopback "
                 "on its entry in the gateway's config to allow it.",
             )
-        if addr.is_link_local and not up.allow_link_local:
+        if kind == "link-local" and not up.allow_link_local:
             raise APIError(
                 502,
                 "upstream_refused",

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from budai_gateway.egress import HostRule
+
 
 class ApiKey(BaseModel):
     """One API key: its project (the tenant its objects belong to) and what it may do.
@@ -99,6 +101,32 @@ class Upstream(BaseModel):
     allow_loopback: bool = False
     allow_link_local: bool = False
     timeout_seconds: float = Field(default=120.0, gt=0)
+
+
+class Egress(BaseModel):
+    """Where connections chosen by tenant input may go: ``http_request`` steps and ``url``
+    model sources (see :mod:`budai_gateway.egress`). Upstreams carry their own flags.
+
+    Every address a name resolves to is judged, on every connection (redirects too); a refusal
+    names the setting that would allow it. ``deny_hosts`` wins over ``allow_hosts``, which wins
+    over the address classes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    allow_loopback: bool = False  # 127.0.0.0/8, ::1 and 0.0.0.0/:: (this machine's services)
+    allow_link_local: bool = False  # 169.254.0.0/16, fe80::/10 (cloud metadata lives here)
+    allow_private: bool = True  # 10/8, 172.16/12, 192.168/16, fc00::/7 and other non-global
+    allow_gateway: bool = False  # this gateway's own port (its API, unauthenticated loops)
+    # Names (exact), addresses or CIDR networks, optionally with :port ("[::1]:8080").
+    allow_hosts: list[str] = Field(default_factory=list)
+    deny_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_hosts", "deny_hosts")
+    @classmethod
+    def _parse_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            HostRule.parse(entry)  # a bad entry fails at start, not at the first request
+        return value
 
 
 class AuthFailureLimit(BaseModel):
@@ -193,6 +221,7 @@ class Settings(BaseModel):
     hf_cache_dir: str | None = None
     upstreams: list[Upstream] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    egress: Egress = Field(default_factory=Egress)
 
     @field_validator("upstreams")
     @classmethod

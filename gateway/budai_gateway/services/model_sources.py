@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from budai_gateway.config import Limits
+from budai_gateway.egress import EgressRefused
 from budai_gateway.progress import DownloadProgress
 from budai_gateway.services.state import State, iso
 from budai_gateway.store import Doc
@@ -184,7 +185,7 @@ async def _save(state: State, doc: Doc, resp: httpx.Response, target: Path) -> i
 
 
 def _failure(exc: Exception, lim: Limits) -> str:
-    if isinstance(exc, RuntimeError):
+    if isinstance(exc, RuntimeError | EgressRefused):
         return str(exc)
     if isinstance(exc, httpx.TimeoutException):
         return (
@@ -207,7 +208,7 @@ async def download(state: State, model_id: str) -> None:
     target = target_dir / name
     lim = state.settings.limits
     try:
-        resp = await _open(state.client(), doc["uri"], lim)
+        resp = await _open(state.egress_client(), doc["uri"], lim)
         try:
             done = await _save(state, doc, resp, target)
         finally:

@@ -55,6 +55,11 @@ class Models:
     async def add(self, body: dict[str, Any]) -> Doc:
         """Check, measure a ``local`` source (off the event loop), then create."""
         self.check_metadata(body.get("metadata"))
+        if body["source"] == "url":
+            # An address literal is judged now; a name when the download connects.
+            why = self.state.egress_policy.literal_refusal(str(body["uri"]))
+            if why is not None:
+                raise APIError(422, "egress_refused", why, "uri")
         local = body["source"] == "local"
         measured = await sources.measure(self.state, str(body["uri"])) if local else None
         return self.create(body, measured)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from budai_gateway import egress
 from budai_gateway.config import Settings
 from budai_gateway.store import Store
 
@@ -75,6 +76,9 @@ class State:
         self.wakeup = asyncio.Event()
         self.traffic = Traffic()
         self.http: httpx.AsyncClient | None = None  # opened by the app's lifespan
+        # Destinations chosen by tenant input (http_request, url models) go through this one.
+        self.egress_policy = egress.Policy.of(settings.egress, settings.public_url)
+        self.egress_http: httpx.AsyncClient | None = None
         self._sandbox: SandboxPool | None = None
 
     def scaled(self, seconds: float) -> float:
@@ -84,6 +88,11 @@ class State:
     def client(self) -> httpx.AsyncClient:
         assert self.http is not None, "the HTTP client opens with the app's lifespan"
         return self.http
+
+    def egress_client(self) -> httpx.AsyncClient:
+        """The client whose every connection the ``egress:`` policy checks."""
+        assert self.egress_http is not None, "the HTTP client opens with the app's lifespan"
+        return self.egress_http
 
     def teardown_scheduled(self, obj_id: str) -> bool:
         """A deployment whose delete is under way (it serves and reserves nothing any more)."""
@@ -110,10 +119,13 @@ class State:
 
     async def open(self) -> None:
         self.http = httpx.AsyncClient(timeout=30)
+        self.egress_http = egress.client(self.egress_policy)
 
     async def aclose(self) -> None:
         if self.http is not None:
             await self.http.aclose()
+        if self.egress_http is not None:
+            await self.egress_http.aclose()
         if self._sandbox is not None:
             self._sandbox.close()
         self.store.close()
