@@ -265,7 +265,8 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         srv, attacker = attacker_server(Path(tmp))
-        config = {**FAST, "limits": {"local_roots": ["/usr"]}}
+        # The attacker's server is on loopback: url downloads reach it only with the opt-in.
+        config = {**FAST, "limits": {"local_roots": ["/usr"]}, "egress": {"allow_loopback": True}}
         with LocalGateway(speed=20, config=config) as gw:
             with gw.client() as c:
                 make_deployment(c, "hostile")

@@ -258,11 +258,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
                 continue
-            self._check_peer(host, stream)
+            await self._check_peer(host, stream)
             return stream
         raise failure
 
-    def _check_peer(self, host: str, stream: httpcore.AsyncNetworkStream) -> None:
+    async def _check_peer(self, host: str, stream: httpcore.AsyncNetworkStream) -> None:
+        """The address actually connected to, judged again before the first byte is sent."""
         peer = stream.get_extra_info("server_addr")
         why = (
             self.policy.refusal(host, parse_address(str(peer[0])), int(peer[1]))
@@ -270,6 +271,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             else "egress refused: the peer address of the connection is unknown"
         )
         if why is not None:
+            await stream.aclose()
             raise EgressRefused(why)
 
     async def connect_unix_socket(

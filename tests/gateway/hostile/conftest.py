@@ -248,6 +248,9 @@ def hostile_gateway(
             {"name": "itself", "url": here, "allow_loopback": True},
         ],
         "limits": {**HOSTILE_LIMITS, "local_roots": [str(tmp / "models"), "/usr"]},
+        # The attacker's listener stands in for the internet, so it is on loopback: allowed
+        # here explicitly (test_egress.py checks the default refuses it).
+        "egress": {"allow_loopback": True},
     }
     with LocalGateway(speed=20, port=port, config=config) as gw:
         gw.local_root = tmp / "models"  # type: ignore[attr-defined]
