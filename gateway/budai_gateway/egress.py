@@ -18,6 +18,7 @@ import asyncio
 import functools
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -335,9 +336,14 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport over an httpcore pool whose connections go through
     :class:`GuardedBackend` (httpx 0.28 takes no network backend of its own)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, ssl_context: ssl.SSLContext | None = None) -> None:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=GuardedBackend(policy)
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

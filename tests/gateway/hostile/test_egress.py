@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import ipaddress
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -406,3 +410,48 @@ def test_the_backend_connects_to_the_checked_address_and_checks_the_peer() -> No
         assert inner.hosts == ["93.184.216.34", "93.184.216.34"]
 
     asyncio.run(go())
+
+
+def test_https_to_a_name_verifies_the_name_though_it_connects_to_an_address(
+    tmp_path: Path,
+) -> None:
+    # The backend connects to the address it judged; TLS must still check the URL's name.
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    srv.socket = server_ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    trust = ssl.create_default_context(cafile=str(cert))
+
+    async def go() -> None:
+        transport = egress.GuardedTransport(_policy(allow_loopback=True), trust)
+        async with httpx.AsyncClient(transport=transport) as c:
+            r = await c.get(f"https://localhost:{port}/")
+            assert r.status_code == 200 and r.text == "hello"
+            with pytest.raises(httpx.ConnectError, match=r"certificate|hostname|match"):
+                await c.get(f"https://127.0.0.1:{port}/")  # the cert names localhost only
+
+    try:
+        asyncio.run(go())
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, *args: Any) -> None:
+        pass
