@@ -19,7 +19,16 @@ from .kubeapi import status_patch
 from .objects import slim
 from .parts import Part, Parts
 from .reconcile import conditions as cnd
-from .reconcile.connection import ConnectionHealth, ConnKey, connection_status, describe
+from .reconcile.connection import (
+    ConnectionHealth,
+    ConnKey,
+    connection_status,
+    describe,
+    in_use,
+    key_failed,
+    key_works,
+    no_key,
+)
 from .reconcile.polling import FINALIZER
 from .remote import to_failure
 from .writes import add_finalizer, drop_finalizer
@@ -114,21 +123,13 @@ class ConnectionLoop(Part):
         gw = self.conns.gateway(key)
         problem = self.conns.problems.get(key)
         if problem or gw is None:
-            return ConnectionHealth(False, "SecretNotFound", problem or "API key not read yet")
+            return no_key(problem)
         if check:
             try:
                 who = await gw.client.whoami()
             except BudAPIError as err:
-                failure = to_failure(err)
-                reason = "Unauthorized" if err.status_code in (401, 403) else "Unreachable"
-                return ConnectionHealth(False, reason, f"whoami failed: {failure.describe()}")
-            return ConnectionHealth(
-                True,
-                "Connected",
-                "the API key works",
-                str(who.get("project") or ""),
-                tuple(str(x) for x in who.get("scopes") or ()),
-            )
+                return key_failed(to_failure(err))
+            return key_works(who)
         # Only the users changed since the last check: keep the conditions as they are.
         ready = cnd.get(old.get("conditions"), cnd.READY) or {}
         return ConnectionHealth(
@@ -159,13 +160,7 @@ class ConnectionLoop(Part):
             return
         health = await self._health(key, old, check)
         if deleting and users:
-            health = ConnectionHealth(
-                False,
-                "InUse",
-                f"deletion waits: {len(users)} resources use this connection (status.usedBy)",
-                health.project,
-                health.scopes,
-            )
+            health = in_use(health, users)
         generation = int(meta.get("generation") or 1)
         status = connection_status(old, health, users, generation, datetime.now(UTC))
         patch = status_patch(old, status)

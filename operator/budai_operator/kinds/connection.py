@@ -32,6 +32,7 @@ from ..reconcile.connection import (
     ConnKey,
     Resolution,
     describe,
+    missing_secret,
     resolve,
     selects,
 )
@@ -192,10 +193,7 @@ class Connections:
             self.problems[key] = f"cannot read Secret {namespace}/{ref.get('name')}: {err}"
             return False
         if value is None:
-            self.problems[key] = (
-                f"Secret {namespace}/{ref.get('name')} with key {ref.get('key') or 'apiKey'} "
-                f"does not exist (or the operator may not read it)"
-            )
+            self.problems[key] = missing_secret(namespace, ref.get("name"), ref.get("key"))
             return False
         self.problems.pop(key, None)
         url = str(spec.get("url") or "")

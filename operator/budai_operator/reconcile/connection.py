@@ -15,6 +15,7 @@ from typing import Any
 
 from ..models import BudConnectionStatus
 from . import conditions as c
+from .errors import Failure
 
 DEFAULT = "default"
 BUD_CONNECTION = "BudConnection"
@@ -153,6 +154,47 @@ class ConnectionHealth:
     message: str
     project: str | None = None
     scopes: tuple[str, ...] = ()
+
+
+def key_works(who: Mapping[str, Any]) -> ConnectionHealth:
+    """A whoami that succeeded: the project and scopes the key resolves to."""
+    return ConnectionHealth(
+        True,
+        "Connected",
+        "the API key works",
+        str(who.get("project") or ""),
+        tuple(str(x) for x in who.get("scopes") or ()),
+    )
+
+
+def key_failed(failure: Failure) -> ConnectionHealth:
+    """A whoami that failed: the gateway rejected the key, or could not be asked."""
+    reason = "Unauthorized" if failure.status_code in (401, 403) else "Unreachable"
+    return ConnectionHealth(False, reason, f"whoami failed: {failure.describe()}")
+
+
+def no_key(problem: str | None) -> ConnectionHealth:
+    """No usable key: its Secret is missing or unreadable (`problem`), or not read yet."""
+    return ConnectionHealth(False, "SecretNotFound", problem or "API key not read yet")
+
+
+def missing_secret(namespace: str, name: object, key: object) -> str:
+    """Why a connection has no key when its Secret (or the key in it) is not there."""
+    return (
+        f"Secret {namespace}/{name} with key {key or 'apiKey'} "
+        f"does not exist (or the operator may not read it)"
+    )
+
+
+def in_use(health: ConnectionHealth, users: Sequence[str]) -> ConnectionHealth:
+    """A deleted connection that resources still use: its deletion waits (the finalizer)."""
+    return ConnectionHealth(
+        False,
+        "InUse",
+        f"deletion waits: {len(users)} resources use this connection (status.usedBy)",
+        health.project,
+        health.scopes,
+    )
 
 
 def connection_status(

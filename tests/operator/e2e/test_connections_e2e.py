@@ -1,7 +1,8 @@
 """Namespaces are tenants: two namespaces, two projects, two keys, each namespace with its own
 BudConnection. An operator with no key of its own (--connections-only) serves both; every
 cross-tenant path answers like a missing object, a rotated key heals without a restart, a
-namespace without a connection is told what to create, and a connection in use stays."""
+namespace without a connection is told what to create, and a connection in use stays. At each
+of the connection's stages Argo CD's engine (our health check) and kstatus judge it as served."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from budai import BudClient
 from budai_gateway.testing import LocalGateway
+from tests.fixtures.engines import Engines
 
 from .conftest import condition, get_obj, start_operator, stop_operator, wait_for
 
@@ -96,6 +98,7 @@ def test_namespaces_are_tenants(
     pgw: LocalGateway,
     namespaces: tuple[str, str, str],
     tmp_path: Path,
+    engines: Engines,
 ) -> None:
     a, b, c = namespaces
     op = start_operator(
@@ -146,17 +149,22 @@ def test_namespaces_are_tenants(
         )
         assert conn_a["status"]["project"] == "team-a"
         assert KEY_A not in str(conn_a)
+        argo, flux = engines.both(conn_a)
+        assert (argo.pair, flux.status) == (("Healthy", "Connected to project team-a"), "Current")
 
         # Team b, wrong key: Unauthorized on the connection and the resource; rotation heals.
         kube.apply(model("own"), namespace=b)
         wait_for(
             "b Unauthorized", lambda: reason(kube, "bm", "own", b, "Stalled", "Unauthorized"), 60
         )
-        wait_for(
+        conn_b = wait_for(
             "connection b Unauthorized",
             lambda: reason(kube, "budconnection", "default", b, "Stalled", "Unauthorized"),
             60,
         )
+        argo, flux = engines.both(conn_b)
+        assert (argo.status, flux.status) == ("Degraded", "Failed"), (argo, flux)
+        assert (argo.message or "").startswith("Unauthorized: whoami failed"), argo
         kube.apply(secret("bud-key", KEY_B2), namespace=b)
         wait_for("b healed after rotation", lambda: ready(kube, "bm", "own", b), 60)
         wait_for(
@@ -219,6 +227,11 @@ def test_namespaces_are_tenants(
         )
         assert held["metadata"].get("deletionTimestamp")
         assert "deletion waits" in condition(held, "Stalled")["message"]
+        argo, flux = engines.both(held)
+        assert (argo.status, flux.status) == ("Progressing", "Terminating"), (argo, flux)
+        users = held["status"]["users"]
+        assert (argo.message or "").startswith(f"Deleting: still used by {users} resource"), argo
+        assert all(u in (argo.message or "") for u in held["status"]["usedBy"]), argo
         assert ready(kube, "bm", "m", a)
         for ns in (a, b, c):
             kube.kubectl("delete", "bud", "--all", "-n", ns, "--timeout=60s")

@@ -46,38 +46,81 @@ local generation = obj.metadata.generation or 0
 local annotations = obj.metadata.annotations or {}
 local spec = obj.spec or {}
 
--- Deleting: the finalizer waits for the remote object to go; DeleteFailed says why it cannot.
-if obj.metadata.deletionTimestamp ~= nil then
-  local deleteFailed = condition("DeleteFailed")
-  if isTrue(deleteFailed) then
-    return result("Degraded", text(deleteFailed, "Deleting the remote object keeps failing"))
+-- The kstatus rules every kind shares, in order; nil when none of them decides. `kind` holds
+-- what differs between kinds: deleting() is the verdict while metadata.deletionTimestamp is set,
+-- pausable whether the operator honours the bud.studio/paused annotation for it, stalled(c) the
+-- Degraded message for a Stalled=True condition c.
+local function kstatus(kind)
+  if obj.metadata.deletionTimestamp ~= nil then
+    return kind.deleting()
   end
-  return result("Progressing", "Deleting the remote object")
+
+  -- Not seen by the operator yet (or the operator is down): never report Healthy on old news.
+  if obj.status == nil or obj.status.observedGeneration == nil then
+    return result("Progressing", "Waiting for the Bud operator to observe this resource")
+  end
+
+  -- Paused: the operator stops every remote write and says so with Synced=False, reason Paused.
+  if kind.pausable then
+    local synced = condition("Synced")
+    if isFalse(synced) and synced.reason == "Paused" then
+      return result("Suspended", text(synced, "Paused by the bud.studio/paused annotation"))
+    end
+    if annotations["bud.studio/paused"] == "true" then
+      return result("Suspended", "Paused by the bud.studio/paused annotation")
+    end
+  end
+
+  if obj.status.observedGeneration < generation then
+    return result("Progressing", "Waiting for the Bud operator to observe generation "
+      .. tostring(generation) .. " (observed " .. tostring(obj.status.observedGeneration) .. ")")
+  end
+
+  -- Stalled (kstatus): a human must act (invalid spec, unauthorized, remote object gone).
+  local stalled = condition("Stalled")
+  if isTrue(stalled) then
+    return result("Degraded", kind.stalled(stalled))
+  end
+  return nil
 end
 
--- Not seen by the operator yet (or the operator is down): never report Healthy on old news.
-if obj.status == nil or obj.status.observedGeneration == nil then
-  return result("Progressing", "Waiting for the Bud operator to observe this resource")
+-- The last rules of every kind: work in flight, then Ready. `healthy` is the Healthy message
+-- (nil: the Ready condition's own).
+local function readiness(healthy)
+  -- Work in flight (creating, downloading, scaling) wins over Ready, as kstatus' Reconciling does.
+  local reconciling = condition("Reconciling")
+  if isTrue(reconciling) then
+    return result("Progressing", text(reconciling, "Reconciling"))
+  end
+
+  local ready = condition("Ready")
+  if isTrue(ready) then
+    if ready.observedGeneration ~= nil and ready.observedGeneration < generation then
+      return result("Progressing", "Ready was computed for an older generation")
+    end
+    return result("Healthy", healthy or text(ready, "Ready"))
+  end
+  return result("Progressing", text(ready, "Waiting for the Ready condition"))
 end
 
--- Paused: the operator stops every remote write and says so with Synced=False, reason Paused.
-local synced = condition("Synced")
-if isFalse(synced) and synced.reason == "Paused" then
-  return result("Suspended", text(synced, "Paused by the bud.studio/paused annotation"))
-end
-if annotations["bud.studio/paused"] == "true" then
-  return result("Suspended", "Paused by the bud.studio/paused annotation")
-end
-
-if obj.status.observedGeneration < generation then
-  return result("Progressing", "Waiting for the Bud operator to observe generation "
-    .. tostring(generation) .. " (observed " .. tostring(obj.status.observedGeneration) .. ")")
-end
-
--- Stalled (kstatus): a human must act (invalid spec, unauthorized, remote object gone).
-local stalled = condition("Stalled")
-if isTrue(stalled) then
-  return result("Degraded", text(stalled, "The Bud operator cannot make progress"))
+-- The kinds with a remote object (models, deployments, pipelines, executions).
+local MANAGED = {
+  -- Deleting: the finalizer waits for the remote object to go; DeleteFailed says why it cannot.
+  deleting = function()
+    local deleteFailed = condition("DeleteFailed")
+    if isTrue(deleteFailed) then
+      return result("Degraded", text(deleteFailed, "Deleting the remote object keeps failing"))
+    end
+    return result("Progressing", "Deleting the remote object")
+  end,
+  pausable = true,
+  stalled = function(c)
+    return text(c, "The Bud operator cannot make progress")
+  end,
+}
+local decided = kstatus(MANAGED)
+if decided ~= nil then
+  return decided
 end
 
 -- A finished execution is terminal: failed or cancelled runs are Degraded (as Argo CD does for
@@ -95,17 +138,4 @@ if isFalse(succeeded) and (succeeded.reason == "Failed" or succeeded.reason == "
   return result("Degraded", text(succeeded, "The execution did not succeed"))
 end
 
--- Work in flight (creating, downloading, scaling) wins over Ready, as kstatus' Reconciling does.
-local reconciling = condition("Reconciling")
-if isTrue(reconciling) then
-  return result("Progressing", text(reconciling, "Reconciling"))
-end
-
-local ready = condition("Ready")
-if isTrue(ready) then
-  if ready.observedGeneration ~= nil and ready.observedGeneration < generation then
-    return result("Progressing", "Ready was computed for an older generation")
-  end
-  return result("Healthy", text(ready, "Ready"))
-end
-return result("Progressing", text(ready, "Waiting for the Ready condition"))
+return readiness(nil)

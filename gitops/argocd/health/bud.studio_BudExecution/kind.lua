@@ -1,3 +1,8 @@
+local decided = kstatus(MANAGED)
+if decided ~= nil then
+  return decided
+end
+
 -- A finished execution is terminal: failed or cancelled runs are Degraded (as Argo CD does for
 -- Workflows and Jobs); a running one is Progressing until ExecutionSucceeded and Ready are True.
 local status = obj.status
@@ -13,17 +18,4 @@ if isFalse(succeeded) and (succeeded.reason == "Failed" or succeeded.reason == "
   return result("Degraded", text(succeeded, "The execution did not succeed"))
 end
 
--- Work in flight (creating, downloading, scaling) wins over Ready, as kstatus' Reconciling does.
-local reconciling = condition("Reconciling")
-if isTrue(reconciling) then
-  return result("Progressing", text(reconciling, "Reconciling"))
-end
-
-local ready = condition("Ready")
-if isTrue(ready) then
-  if ready.observedGeneration ~= nil and ready.observedGeneration < generation then
-    return result("Progressing", "Ready was computed for an older generation")
-  end
-  return result("Healthy", text(ready, "Ready"))
-end
-return result("Progressing", text(ready, "Waiting for the Ready condition"))
+return readiness(nil)
