@@ -1,9 +1,12 @@
 """Check that a URL answers, with retries, and branch on its status code.
 
     budai pipelines create -f examples/pipelines/health_check.py
-    budai executions run health-check --param url=http://127.0.0.1:8000/health --wait
+    budai executions run health-check --param url=https://status.example.com/health --wait
 
 `budai pipelines create -f` runs this file and takes the module-level variable `pipeline`.
+The gateway connects only where its `egress:` config allows: not to loopback, link-local
+addresses or itself by default (gateway/budai_gateway/README.md, "Egress"). To probe a server on
+this machine with the local gateway, start it with `egress: {allow_loopback: true}` in its config.
 """
 
 from budai.dsl import Pipeline, Retry
