@@ -104,6 +104,11 @@ class RequestPolicy:
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     auth_failures: AuthFailureLimit = field(default_factory=AuthFailureLimit)
     failed: dict[str, Bucket] = field(default_factory=dict)
+    # (client address, key fingerprint) pairs that authenticated while the client was not
+    # locked out: such a key keeps working through a lockout, so one tenant's wrong key behind a
+    # shared client (an operator serving many teams) cannot lock the others out, while a guess
+    # made during a lockout gets the same 429 whether it is right or not (no oracle).
+    proven: dict[tuple[str, str], None] = field(default_factory=dict)
 
     def authenticate(self, headers: Mapping[str, str]) -> tuple[str, ApiKey | None]:
         """(bearer token, its key or None)."""
@@ -128,6 +133,15 @@ class RequestPolicy:
         if b.tokens >= 1.0:
             return None
         return (1.0 - b.tokens) / self.auth_failures.refill_per_second
+
+    def proved(self, client: str, who: str) -> bool:
+        """Whether key `who` authenticated from `client` before (see `proven`)."""
+        return (client, who) in self.proven
+
+    def record_success(self, client: str, who: str) -> None:
+        if len(self.proven) > 10_000:
+            self.proven.clear()  # bounded memory; a cleared pair is proven again on next use
+        self.proven[(client, who)] = None
 
     def record_failure(self, client: str) -> None:
         b = self._failure_bucket(client)
@@ -394,13 +408,17 @@ class Identify(Check):
 @dataclass
 class FailedAuthLimit(Guarded):
     """A client that keeps failing authentication is told to wait (429), whatever key it sends
-    now."""
+    now, except a key that already worked from this client (``RequestPolicy.proven``)."""
 
     policy: RequestPolicy
 
     def check(self, ex: Exchange) -> Refusal | None:
         wait = self.policy.failure_wait(ex.client)
         if wait is None:
+            if ex.key is not None:
+                self.policy.record_success(ex.client, ex.who)
+            return None
+        if ex.key is not None and self.policy.proved(ex.client, ex.who):
             return None
         retry = _retry_after(wait)
         return Refusal(429, "too_many_failed_authentications",

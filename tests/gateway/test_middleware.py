@@ -144,6 +144,35 @@ def test_failed_authentications_are_limited_per_client() -> None:
     assert dict(refused.headers or {}) == {"retry-after": "2"}
 
 
+def test_a_key_that_worked_before_a_lockout_keeps_working_through_it() -> None:
+    """One tenant's wrong key behind a shared client (an operator serving many teams) must not
+    lock the other tenants out; a guess made during the lockout learns nothing."""
+    rp = policy(
+        ApiKey(key="a"), ApiKey(key="b"),
+        auth_failures=AuthFailureLimit(capacity=2, refill_per_second=0.01),
+    )  # fmt: skip
+
+    def attempt(token: str) -> Outcome:
+        ex = exchange(authorization=f"Bearer {token}")
+        run(Identify(rp), ex)
+        return run(FailedAuthLimit(rp), ex)
+
+    assert attempt("a") == Reply(200, {}, b"on")  # tenant A's key works from 10.0.0.1
+    for _ in range(2):
+        assert isinstance(run(RequireKey(rp), exchange(authorization="Bearer wrong")), Refusal)
+    assert attempt("a") == Reply(200, {}, b"on")  # still works: proven before the lockout
+    for guess in ("b", "guess"):  # right or wrong, an unproven key gets the same answer
+        refused = attempt(guess)
+        assert isinstance(refused, Refusal) and refused.code == "too_many_failed_authentications"
+    for _ in range(2):
+        rp.record_failure("10.0.0.2")
+    other = exchange(authorization="Bearer a")
+    other.scope["client"] = ("10.0.0.2", 1)  # proven per client address, not everywhere
+    run(Identify(rp), other)
+    refused = run(FailedAuthLimit(rp), other)
+    assert isinstance(refused, Refusal) and refused.status == 429
+
+
 def test_rate_limit_counts_keys_not_local_controls() -> None:
     rp = RequestPolicy(keys={}, rate_limit=RateLimit(capacity=1, refill_per_second=0.001))
     first, second, local = exchange(), exchange(), exchange(path="/_local/faults")
