@@ -186,6 +186,25 @@ def base_status(ctx: Ctx, model: type[S]) -> S:
     return status
 
 
+def creating_status(
+    ctx: Ctx, model: type[S], obs: Observation, known_id: str | None, noun: str
+) -> tuple[S, list[Event]]:
+    """The status a create starts from and its Events: when the remote object this resource
+    knew (`known_id`) is gone, its id is cleared and a Warning says it is created again."""
+    status = base_status(ctx, model)
+    events: list[Event] = []
+    if obs.gone and known_id:
+        status.id = None
+        events.append(
+            Event(
+                "Warning",
+                "RemoteNotFound",
+                f"the remote {noun} {known_id} disappeared; creating it again",
+            )
+        )
+    return status, events
+
+
 def with_conditions(ctx: Ctx, status: S, *updates: c.Cond) -> S:
     """Merge condition updates into `status` (in place) and return it."""
     status.conditions = c.merged(status.conditions, updates, generation=ctx.generation, now=ctx.now)

@@ -25,6 +25,7 @@ from .common import (
     Plan,
     base_status,
     create_key,
+    creating_status,
     current_id,
     default_remote_name,
     in_flight_plan,
@@ -294,17 +295,7 @@ def _absent_plan(
         reason="Creating",
         message=f"creating remote deployment {name} on cluster {cluster_id}",
     )
-    status = base_status(ctx, BudDeploymentStatus)
-    events = []
-    if obs.gone and known_id:
-        status.id = None
-        events.append(
-            Event(
-                "Warning",
-                "RemoteNotFound",
-                f"the remote deployment {known_id} disappeared; creating it again",
-            )
-        )
+    status, events = creating_status(ctx, BudDeploymentStatus, obs, known_id, "deployment")
     in_flight_plan(
         ctx,
         status,

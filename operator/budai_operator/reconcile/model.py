@@ -18,6 +18,7 @@ from .common import (
     Plan,
     base_status,
     create_key,
+    creating_status,
     current_id,
     default_remote_name,
     in_flight_plan,
@@ -96,17 +97,7 @@ def reconcile_model(ctx: Ctx, spec: BudModelSpec, obs: Observation) -> Plan:
                 model=BudModelStatus,
             )
         action = create_action(ctx, spec, obs)
-        status = base_status(ctx, BudModelStatus)
-        events = []
-        if obs.gone and known_id:
-            status.id = None
-            events.append(
-                Event(
-                    "Warning",
-                    "RemoteNotFound",
-                    f"the remote model {known_id} disappeared; creating it again",
-                )
-            )
+        status, events = creating_status(ctx, BudModelStatus, obs, known_id, "model")
         in_flight_plan(
             ctx,
             status,

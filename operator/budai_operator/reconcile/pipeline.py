@@ -19,6 +19,7 @@ from .common import (
     Plan,
     base_status,
     create_key,
+    creating_status,
     current_id,
     default_remote_name,
     in_flight_plan,
@@ -151,17 +152,7 @@ def reconcile_pipeline(
             reason="Creating",
             message=f"creating remote pipeline {name}",
         )
-        status = base_status(ctx, BudPipelineStatus)
-        events = []
-        if obs.gone and known_id:
-            status.id = None
-            events.append(
-                Event(
-                    "Warning",
-                    "RemoteNotFound",
-                    f"the remote pipeline {known_id} disappeared; creating it again",
-                )
-            )
+        status, events = creating_status(ctx, BudPipelineStatus, obs, known_id, "pipeline")
         in_flight_plan(ctx, status, "Creating", action.message)
         return Plan(status=status.to_wire(), actions=[action], events=events, requeue_after=2.0)
 
